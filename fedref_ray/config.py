@@ -1,0 +1,427 @@
+"""Experiment configuration: frozen dataclasses, validated where they are built.
+
+One experiment is one YAML file with the sections below; dotted overrides
+(`algorithm.lam=0.1`) are applied on top. Every user mistake becomes a
+`UserError` naming the field, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from fedref_ray.errors import UserError
+
+DATA_NEEDING_ROOT = ("mnist", "fashion_mnist", "cifar10", "cinic10", "femnist")
+
+
+def _fail(path: str, value: Any, allowed: str) -> typing.NoReturn:
+    raise UserError(f"{path}={value!r} is not allowed: {allowed}")
+
+
+def _check(ok: bool, path: str, value: Any, allowed: str) -> None:
+    if not ok:
+        _fail(path, value, allowed)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which dataset to load, and the dataset's own parameters."""
+
+    name: Literal["synthetic", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cinic10", "femnist"] = (
+        "mnist5k"
+    )
+    root: str | None = None
+    seed: int = 0
+    num_train: int = 4000
+    num_test: int = 1000
+    test_fraction: float = 0.2
+    synthetic_alpha: float = 1.0
+    synthetic_beta: float = 1.0
+    synthetic_users: int = 100
+    synthetic_max_samples: int | None = None
+    synthetic_iid: bool = False
+
+    def __post_init__(self) -> None:
+        if self.name in DATA_NEEDING_ROOT:
+            _check(self.root is not None, "data.root", self.root, f"data.name={self.name} reads a local copy: set data.root")
+            _check(Path(str(self.root)).expanduser().is_dir(), "data.root", self.root, "an existing directory")
+        _check(self.seed >= 0, "data.seed", self.seed, "an integer >= 0")
+        _check(self.num_train >= 1, "data.num_train", self.num_train, "an integer >= 1")
+        _check(self.num_test >= 1, "data.num_test", self.num_test, "an integer >= 1")
+        _check(0 < self.test_fraction < 1, "data.test_fraction", self.test_fraction, "a number in (0, 1)")
+        _check(self.synthetic_alpha >= 0, "data.synthetic_alpha", self.synthetic_alpha, "a number >= 0")
+        _check(self.synthetic_beta >= 0, "data.synthetic_beta", self.synthetic_beta, "a number >= 0")
+        _check(self.synthetic_users >= 1, "data.synthetic_users", self.synthetic_users, "an integer >= 1")
+        _check(
+            self.synthetic_max_samples is None or self.synthetic_max_samples >= 2,
+            "data.synthetic_max_samples",
+            self.synthetic_max_samples,
+            "null or an integer >= 2",
+        )
+
+
+@dataclass(frozen=True)
+class PartitionConfig:
+    """How the training set is split over clients (the data heterogeneity)."""
+
+    name: Literal["iid", "dirichlet", "shards", "quantity", "natural"] = "dirichlet"
+    num_clients: int | None = 50
+    alpha: float = 0.5
+    classes_per_client: int = 2
+    quantity_exponent: float = 1.5
+
+    def __post_init__(self) -> None:
+        _check(
+            self.num_clients is None or self.num_clients >= 1,
+            "partition.num_clients",
+            self.num_clients,
+            "an integer >= 1 (or null with partition.name=natural)",
+        )
+        _check(
+            self.num_clients is not None or self.name == "natural",
+            "partition.num_clients",
+            self.num_clients,
+            "an integer >= 1; null only with partition.name=natural",
+        )
+        _check(self.alpha > 0, "partition.alpha", self.alpha, "a number > 0")
+        _check(self.classes_per_client >= 1, "partition.classes_per_client", self.classes_per_client, "an integer >= 1")
+        _check(self.quantity_exponent > 0, "partition.quantity_exponent", self.quantity_exponent, "a number > 0")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network to train; `hidden` overrides the model's hidden width."""
+
+    name: Literal["logreg", "mlp", "femnist_cnn", "cifar_cnn", "resnet18"] = "femnist_cnn"
+    hidden: int | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.hidden is None or self.hidden >= 1, "model.hidden", self.hidden, "null or an integer >= 1")
+
+
+@dataclass(frozen=True)
+class AlgorithmConfig:
+    """The federated algorithm and its coefficients (METHOD.md names them)."""
+
+    name: Literal["fedavg", "fedprox", "fedopt", "fedref"] = "fedavg"
+    mu: float = 0.0
+    lam: float = 0.1
+    eta_s: float = 1.0
+    rho: int = 3
+    ref_weighting: Literal["linear", "uniform"] = "linear"
+    prior: Literal["anchor", "delta"] = "anchor"
+    client_prior: Literal["global", "reference"] = "global"
+    gate_delta: float | None = None
+    step: Literal["closed_form", "gradient"] = "closed_form"
+    server_optimizer: Literal["adam", "yogi"] = "adam"
+    server_lr: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+    clip_update_norm: float | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.mu >= 0, "algorithm.mu", self.mu, "a number >= 0")
+        _check(self.lam >= 0, "algorithm.lam", self.lam, "a number >= 0")
+        _check(self.eta_s > 0, "algorithm.eta_s", self.eta_s, "a number > 0")
+        _check(self.rho >= 1, "algorithm.rho", self.rho, "an integer >= 1")
+        _check(self.server_lr > 0, "algorithm.server_lr", self.server_lr, "a number > 0")
+        _check(0 <= self.beta1 < 1, "algorithm.beta1", self.beta1, "a number in [0, 1)")
+        _check(0 <= self.beta2 < 1, "algorithm.beta2", self.beta2, "a number in [0, 1)")
+        _check(self.tau > 0, "algorithm.tau", self.tau, "a number > 0")
+        _check(
+            self.clip_update_norm is None or self.clip_update_norm > 0,
+            "algorithm.clip_update_norm",
+            self.clip_update_norm,
+            "null or a number > 0",
+        )
+
+
+@dataclass(frozen=True)
+class TrainingConfig:
+    """Local training on each client: minibatch SGD."""
+
+    local_epochs: int = 1
+    batch_size: int = 32
+    lr: float = 0.05
+    momentum: float = 0.0
+    weight_decay: float = 0.0
+    eval_batch_size: int = 1000
+
+    def __post_init__(self) -> None:
+        _check(self.local_epochs >= 1, "training.local_epochs", self.local_epochs, "an integer >= 1")
+        _check(self.batch_size >= 1, "training.batch_size", self.batch_size, "an integer >= 1")
+        _check(self.lr > 0, "training.lr", self.lr, "a number > 0")
+        _check(0 <= self.momentum < 1, "training.momentum", self.momentum, "a number in [0, 1)")
+        _check(self.weight_decay >= 0, "training.weight_decay", self.weight_decay, "a number >= 0")
+        _check(self.eval_batch_size >= 1, "training.eval_batch_size", self.eval_batch_size, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class SystemConfig:
+    """System heterogeneity: client speed, bandwidth, availability, deadline and faults.
+
+    Speeds are in samples per second and bandwidths in MB/s, each drawn once per
+    client from a log-normal with the given median and sigma (sigma 0 = all equal).
+    """
+
+    speed_median: float = 200.0
+    speed_sigma: float = 0.0
+    bandwidth_median: float = 10.0
+    bandwidth_sigma: float = 0.0
+    availability: float = 1.0
+    deadline_s: float | None = None
+    deadline_policy: Literal["drop", "partial"] = "drop"
+    faulty_fraction: float = 0.0
+    fault_kind: Literal["stale", "noise"] = "stale"
+    fault_noise_std: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check(self.speed_median > 0, "system.speed_median", self.speed_median, "a number > 0")
+        _check(self.speed_sigma >= 0, "system.speed_sigma", self.speed_sigma, "a number >= 0")
+        _check(self.bandwidth_median > 0, "system.bandwidth_median", self.bandwidth_median, "a number > 0")
+        _check(self.bandwidth_sigma >= 0, "system.bandwidth_sigma", self.bandwidth_sigma, "a number >= 0")
+        _check(0 < self.availability <= 1, "system.availability", self.availability, "a number in (0, 1]")
+        _check(self.deadline_s is None or self.deadline_s > 0, "system.deadline_s", self.deadline_s, "null or > 0")
+        _check(0 <= self.faulty_fraction <= 1, "system.faulty_fraction", self.faulty_fraction, "a number in [0, 1]")
+        _check(self.fault_noise_std >= 0, "system.fault_noise_std", self.fault_noise_std, "a number >= 0")
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Where clients are trained: in this process (`local`) or on a pool of Ray actors (`ray`)."""
+
+    name: Literal["local", "ray"] = "ray"
+    num_workers: int = 2
+    cpus_per_worker: float = 1.0
+    gpus_per_worker: float = 0.0
+    address: str = ""
+    placement: Literal["pack", "spread"] = "pack"
+    torch_threads: int | None = None
+    timeout_s: float = 600.0
+    dashboard_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        _check(self.num_workers >= 1, "engine.num_workers", self.num_workers, "an integer >= 1")
+        _check(self.cpus_per_worker > 0, "engine.cpus_per_worker", self.cpus_per_worker, "a number > 0")
+        _check(self.gpus_per_worker >= 0, "engine.gpus_per_worker", self.gpus_per_worker, "a number >= 0")
+        _check(
+            self.gpus_per_worker <= 1 or float(self.gpus_per_worker).is_integer(),
+            "engine.gpus_per_worker",
+            self.gpus_per_worker,
+            "a fraction in [0, 1] or a whole number of GPUs",
+        )
+        _check(
+            self.torch_threads is None or self.torch_threads >= 1,
+            "engine.torch_threads",
+            self.torch_threads,
+            "null or an integer >= 1",
+        )
+        _check(self.timeout_s > 0, "engine.timeout_s", self.timeout_s, "a number of seconds > 0")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """The round protocol, seed, stopping target and where results go."""
+
+    seed: int = 0
+    rounds: int = 30
+    clients_per_round: int = 10
+    target_accuracy: float = 0.8
+    results_dir: str | None = None
+    checkpoint_every: int = 0
+    keep_checkpoints: int = 2
+
+    def __post_init__(self) -> None:
+        _check(self.seed >= 0, "run.seed", self.seed, "an integer >= 0")
+        _check(self.rounds >= 1, "run.rounds", self.rounds, "an integer >= 1")
+        _check(self.clients_per_round >= 1, "run.clients_per_round", self.clients_per_round, "an integer >= 1")
+        _check(0 < self.target_accuracy <= 1, "run.target_accuracy", self.target_accuracy, "a number in (0, 1]")
+        _check(self.results_dir != "", "run.results_dir", self.results_dir, "a path, or null for results/<algorithm>-<time>")
+        _check(self.checkpoint_every >= 0, "run.checkpoint_every", self.checkpoint_every, "an integer >= 0 (0 = off)")
+        _check(self.keep_checkpoints >= 1, "run.keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """One experiment: every section, with cross-section checks."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    partition: PartitionConfig = field(default_factory=PartitionConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    training: TrainingConfig = field(default_factory=TrainingConfig)
+    system: SystemConfig = field(default_factory=SystemConfig)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def __post_init__(self) -> None:
+        k = self.partition.num_clients
+        _check(
+            k is None or self.run.clients_per_round <= k,
+            "run.clients_per_round",
+            self.run.clients_per_round,
+            f"at most partition.num_clients={k}",
+        )
+        if self.partition.name == "natural":
+            _check(
+                self.data.name in ("synthetic", "femnist"),
+                "partition.name",
+                "natural",
+                "natural needs a dataset with its own client ids (synthetic, femnist)",
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain data, for YAML and Parquet columns."""
+        return dataclasses.asdict(self)
+
+
+_SECTION_TYPES = {
+    "data": DataConfig,
+    "partition": PartitionConfig,
+    "model": ModelConfig,
+    "algorithm": AlgorithmConfig,
+    "training": TrainingConfig,
+    "system": SystemConfig,
+    "engine": EngineConfig,
+    "run": RunConfig,
+}
+
+
+def _describe(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(tp))
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join("null" if a is type(None) else _describe(a) for a in typing.get_args(tp))
+    return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
+
+
+def _coerce(path: str, value: Any, tp: Any) -> Any:
+    """Return `value` checked against the type hint `tp` (ints are accepted as floats)."""
+    origin = typing.get_origin(tp)
+    if origin is Literal:
+        if value in typing.get_args(tp) and isinstance(value, str):
+            return value
+        _fail(path, value, _describe(tp))
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(path, value, arg)
+            except UserError:
+                continue
+        _fail(path, value, _describe(tp))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                _fail(path, value, "a finite number")
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    _fail(path, value, _describe(tp))
+
+
+def _build_section(name: str, values: Any) -> Any:
+    cls = _SECTION_TYPES[name]
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        _fail(name, values, f"a mapping of {name} fields")
+    hints = typing.get_type_hints(cls)
+    allowed = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, value in values.items():
+        if key not in allowed:
+            raise UserError(f"unknown config key '{name}.{key}': allowed keys are {', '.join(allowed)}")
+        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
+    return cls(**kwargs)
+
+
+def build_config(raw: dict[str, Any]) -> ExperimentConfig:
+    """Map a nested dict (parsed YAML) onto the dataclasses, validating everything."""
+    if not isinstance(raw, dict):
+        raise UserError(f"config must be a mapping of sections ({', '.join(_SECTION_TYPES)}), got {type(raw).__name__}")
+    for key in raw:
+        if key not in _SECTION_TYPES:
+            raise UserError(f"unknown config section '{key}': allowed sections are {', '.join(_SECTION_TYPES)}")
+    sections = {name: _build_section(name, raw.get(name)) for name in _SECTION_TYPES}
+    return ExperimentConfig(**sections)
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """Split `section.key=value`; the value is parsed as YAML (so `0.1`, `null`, `true` work)."""
+    if "=" not in text:
+        raise UserError(f"override '{text}' must look like section.key=value")
+    path, _, raw_value = text.partition("=")
+    parts = path.strip().split(".")
+    if len(parts) != 2 or not all(parts):
+        raise UserError(f"override '{text}': the key must be section.key, e.g. algorithm.mu=0.01")
+    try:
+        value = yaml.safe_load(raw_value) if raw_value.strip() != "" else ""
+    except yaml.YAMLError:
+        value = raw_value
+    return path.strip(), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Return a copy of `raw` with dotted overrides applied (validation happens in build_config)."""
+    merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    for text in overrides:
+        path, value = parse_override(text)
+        section, key = path.split(".")
+        if section not in _SECTION_TYPES:
+            raise UserError(f"unknown config section '{section}' in override '{text}': allowed are {', '.join(_SECTION_TYPES)}")
+        current = merged.get(section) or {}
+        if not isinstance(current, dict):
+            _fail(section, current, f"a mapping of {section} fields")
+        merged[section] = {**current, key: value}
+    return merged
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a config YAML file (safe loader only), with clear errors for missing or malformed files."""
+    p = Path(path)
+    if not p.is_file():
+        raise UserError(f"config file '{p}' does not exist")
+    try:
+        raw = yaml.safe_load(p.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise UserError(f"config file '{p}' is not valid YAML{where}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise UserError(f"config file '{p}' must hold a mapping of sections, got {type(raw).__name__}")
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = ()) -> ExperimentConfig:
+    """Load a YAML experiment (or the defaults when `path` is None) and apply overrides."""
+    raw = read_yaml(path) if path is not None else {}
+    return build_config(apply_overrides(raw, list(overrides)))
+
+
+def config_to_yaml(cfg: ExperimentConfig) -> str:
+    """The resolved config as YAML, the form written into every results folder."""
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

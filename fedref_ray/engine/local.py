@@ -1,0 +1,48 @@
+"""The in-process engine: one worker trains every client serially, in this process.
+
+It defines the semantics every other engine must reproduce.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from fedref_ray.aggregation import ClientRecord, PartialSum
+from fedref_ray.client_worker import ClientWorker
+from fedref_ray.config import ExperimentConfig
+from fedref_ray.data.arrays import DatasetArrays
+from fedref_ray.data.federated import FederatedData
+from fedref_ray.engine.base import Engine
+from fedref_ray.metrics import RoundRecord
+from fedref_ray.params import Params
+from fedref_ray.server import Server
+from fedref_ray.system import ClientTask
+
+
+class LocalPool:
+    """A client pool of one in-process worker."""
+
+    def __init__(self, worker: ClientWorker) -> None:
+        self.worker = worker
+
+    def train(
+        self, round_: int, start: Params, anchor: Params | None, mu: float, tasks: list[ClientTask], bytes_down: int, bytes_up: int
+    ) -> list[PartialSum]:
+        return [self.worker.train(round_, start, anchor, mu, tasks, bytes_down, bytes_up)]
+
+
+class LocalEngine(Engine):
+    """Server and worker in this process."""
+
+    def __init__(self, cfg: ExperimentConfig, arrays: DatasetArrays, data: FederatedData, start: Params) -> None:
+        super().__init__(cfg, arrays, data, start)
+        if cfg.engine.torch_threads is not None:
+            torch.set_num_threads(cfg.engine.torch_threads)
+        worker = ClientWorker(cfg, data, arrays.input_shape, arrays.num_classes, start)
+        self.server = Server(cfg, start, arrays.x_test, arrays.y_test, arrays.num_classes, data.sizes, LocalPool(worker))
+
+    def run_round(self) -> tuple[RoundRecord, list[ClientRecord]]:
+        return self.server.run_round()
+
+    def params(self) -> Params:
+        return self.server.params()

@@ -1,0 +1,128 @@
+"""The Ray engine: a pool of long-lived client-worker actors and a server actor.
+
+The federated dataset goes into the object store once (workers read it
+zero-copy); each round the server actor puts the global model (and the
+reference, when clients need it) into the store once, as numpy, and every
+worker returns one partial sum for all the clients it trained. Every Ray call
+that depends on this Ray version lives in `ray_compat`.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import ray
+
+from fedref_ray.aggregation import ClientRecord, PartialSum
+from fedref_ray.client_worker import ClientWorker, select_device
+from fedref_ray.config import EngineConfig, ExperimentConfig
+from fedref_ray.data.arrays import DatasetArrays
+from fedref_ray.data.federated import FederatedData
+from fedref_ray.engine import ray_compat
+from fedref_ray.engine.base import Engine
+from fedref_ray.metrics import RoundRecord
+from fedref_ray.params import Params
+from fedref_ray.server import Server
+from fedref_ray.system import ClientTask
+
+
+def torch_threads(cfg: EngineConfig) -> int:
+    """Threads per worker: the configured number, else the worker's whole-CPU share (at least 1)."""
+    return cfg.torch_threads or max(1, int(cfg.cpus_per_worker))
+
+
+class RayClientWorker(ClientWorker):
+    """A ClientWorker inside an actor: pins its torch threads, hides GPUs it did not ask for, reports its node."""
+
+    def __init__(self, cfg: ExperimentConfig, data: FederatedData, *args: object, **kwargs: object) -> None:
+        import torch
+
+        if cfg.engine.gpus_per_worker == 0:
+            os.environ["CUDA_VISIBLE_DEVICES"] = ""  # unset means "all GPUs" to CUDA: hide them explicitly
+        torch.set_num_threads(torch_threads(cfg.engine))
+        super().__init__(cfg, data, *args, device=select_device(cfg.engine.gpus_per_worker), **kwargs)  # type: ignore[arg-type]
+
+    def node(self) -> str:
+        return ray_compat.current_node_id()
+
+    def ready(self) -> dict[str, object]:
+        """Where the actor runs (node id, device, pid): answered once it is placed and built."""
+        return {"name": self.name, "node": self.node(), "device": self.device, "pid": os.getpid()}
+
+
+def balance(tasks: list[ClientTask], num_bins: int) -> list[list[ClientTask]]:
+    """Deal tasks to workers by sample count, largest first to the least-loaded worker (deterministic)."""
+    bins: list[list[ClientTask]] = [[] for _ in range(num_bins)]
+    load = np.zeros(num_bins)
+    for task in sorted(tasks, key=lambda t: (-t.num_samples, t.client_id)):
+        i = int(np.argmin(load))
+        bins[i].append(task)
+        load[i] += task.num_samples
+    return bins
+
+
+class RayPool:
+    """The client pool on Ray actors; waits are bounded by `timeout_s` and end in an error naming who did not answer."""
+
+    def __init__(self, workers: list, names: list[str], timeout_s: float) -> None:
+        self.workers, self.names, self.timeout_s = workers, names, timeout_s
+
+    def train(
+        self, round_: int, start: Params, anchor: Params | None, mu: float, tasks: list[ClientTask], bytes_down: int, bytes_up: int
+    ) -> list[PartialSum]:
+        start_ref = ray.put(start)
+        anchor_ref = ray.put(anchor) if anchor is not None else None
+        calls, names = [], []
+        for worker, name, share in zip(self.workers, self.names, balance(tasks, len(self.workers))):
+            if share:
+                calls.append(worker.train.remote(round_, start_ref, anchor_ref, mu, share, bytes_down, bytes_up))
+                names.append(name)
+        return ray_compat.get_all(calls, names, self.timeout_s, what=f"round {round_}")
+
+
+class RayEngine(Engine):
+    """Starts (or joins) Ray, the worker pool and the server actor; the driver only streams records."""
+
+    def __init__(self, cfg: ExperimentConfig, arrays: DatasetArrays, data: FederatedData, start: Params) -> None:
+        super().__init__(cfg, arrays, data, start)
+        ec = cfg.engine
+        self.owns_ray = ray_compat.connect(ec)
+        self.actors: list = []
+        try:
+            ray_compat.check_resources(ec)
+            data_ref, start_ref = ray.put(data), ray.put(start)
+            self.pinned = (data_ref, start_ref)  # restarted workers rebuild from these: keep them in scope
+            worker_cls = ray.remote(RayClientWorker)
+            names = [f"worker-{i}" for i in range(ec.num_workers)]
+            workers = [
+                worker_cls.options(**ray_compat.worker_options(ec)).remote(
+                    cfg, data_ref, arrays.input_shape, arrays.num_classes, start_ref, name=name
+                )
+                for name in names
+            ]
+            self.workers = workers
+            self.actors.extend(workers)
+            self.placement = ray_compat.get_all([w.ready.remote() for w in workers], names, ec.timeout_s, what="worker start")
+            server_cls = ray.remote(Server)
+            self.server = server_cls.options(**ray_compat.server_options(ec)).remote(
+                cfg, start_ref, arrays.x_test, arrays.y_test, arrays.num_classes, data.sizes, RayPool(workers, names, ec.timeout_s)
+            )
+            self.actors.append(self.server)
+        except BaseException:
+            self.close()
+            raise
+
+    def run_round(self) -> tuple[RoundRecord, list[ClientRecord]]:
+        return ray_compat.get_one(self.server.run_round.remote(), "server", self.cfg.engine.timeout_s)
+
+    def params(self) -> Params:
+        return ray_compat.get_one(self.server.params.remote(), "server", self.cfg.engine.timeout_s)
+
+    def close(self) -> None:
+        for actor in self.actors:
+            ray_compat.kill_quietly(actor)
+        self.actors = []
+        if self.owns_ray and ray.is_initialized():
+            ray.shutdown()
+        self.owns_ray = False

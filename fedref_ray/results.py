@@ -1,0 +1,104 @@
+"""The results folder: resolved config, rounds.parquet, clients.parquet, summary.json, final model.
+
+Files are written atomically (temporary file, fsync, rename), so an interrupted
+run never leaves a half-written file behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from fedref_ray.aggregation import ClientRecord
+from fedref_ray.config import ExperimentConfig, config_to_yaml
+from fedref_ray.errors import UserError
+from fedref_ray.metrics import RoundRecord, to_target
+from fedref_ray.params import Params
+
+RESULT_FILES = ("config.yaml", "rounds.parquet", "clients.parquet", "summary.json", "model.npz")
+
+
+def atomic_write(path: Path, write: Callable[[str], None]) -> None:
+    """Call `write(tmp_path)`, fsync it, and rename it over `path`."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def prepare_results_dir(path: str | Path, overwrite: bool) -> Path:
+    """Create the folder; refuse a non-empty one unless `overwrite` (then only our own files are replaced)."""
+    out = Path(path)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"run.results_dir='{out}' exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise UserError(f"run.results_dir='{out}' is not empty: pass --overwrite to replace it or choose another folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+class ResultsWriter:
+    """Accumulates round and client rows and rewrites the Parquet files after each round."""
+
+    def __init__(self, out: Path, cfg: ExperimentConfig) -> None:
+        self.out, self.cfg = out, cfg
+        self.rounds: list[dict] = []
+        self.clients: list[dict] = []
+        atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config_to_yaml(cfg)))
+
+    def add(self, record: RoundRecord, clients: list[ClientRecord]) -> None:
+        self.rounds.append(record.to_row())
+        self.clients.extend(vars(c) for c in clients)
+        self.flush()
+
+    def flush(self) -> None:
+        self._write_table("rounds.parquet", self.rounds)
+        self._write_table("clients.parquet", self.clients)
+
+    def _write_table(self, name: str, rows: list[dict]) -> None:
+        if rows:
+            table = pa.Table.from_pylist(rows)
+            atomic_write(self.out / name, lambda tmp: pq.write_table(table, tmp))
+
+    def finish(self, params: Params, wall_seconds: float) -> dict:
+        """Write summary.json and the final global model (model.npz); return the summary."""
+        accs = [r["test_accuracy"] for r in self.rounds]
+        summary = {
+            "algorithm": self.cfg.algorithm.name,
+            "seed": self.cfg.run.seed,
+            "rounds": len(self.rounds),
+            "final_accuracy": accs[-1] if accs else None,
+            "best_accuracy": max(accs) if accs else None,
+            "target_accuracy": self.cfg.run.target_accuracy,
+            **to_target(self.rounds, self.cfg.run.target_accuracy),
+            "final_forgetting": self.rounds[-1]["forgetting"] if self.rounds else None,
+            "wall_seconds": wall_seconds,
+        }
+        atomic_write(self.out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
+        atomic_write(self.out / "model.npz", lambda tmp: _save_npz(tmp, params))
+        return summary
+
+
+def _save_npz(path: str, params: Params) -> None:
+    with open(path, "wb") as fh:
+        np.savez(fh, **params)
+
+
+def load_model_npz(path: str | Path) -> Params:
+    """Read a model.npz written by a run (no pickle allowed)."""
+    with np.load(path, allow_pickle=False) as data:
+        return {k: data[k] for k in data.files}

@@ -1,0 +1,122 @@
+"""The local SGD loop every client runs, and evaluation of the global model.
+
+Both are plain functions over a torch model and numpy arrays, so the in-process
+engine and the Ray workers run exactly the same code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from fedref_ray.config import TrainingConfig
+from fedref_ray.params import Params, load_params, params_from_model, writable
+
+
+def to_float_batch(x: np.ndarray, device: torch.device) -> torch.Tensor:
+    """uint8 images become float32 in [0, 1]; float data passes through."""
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    t = t.to(device=device, dtype=torch.float32)
+    if x.dtype == np.uint8:
+        t = t / 255.0
+    return t
+
+
+@dataclass(frozen=True)
+class LocalResult:
+    """One client's training outcome: its model, mean minibatch loss of F_k, and samples processed."""
+
+    params: Params
+    loss: float
+    samples: int
+
+
+def local_train(
+    model: torch.nn.Module,
+    start: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    indices: np.ndarray,
+    cfg: TrainingConfig,
+    rng: np.random.Generator,
+    mu: float = 0.0,
+    anchor: Params | None = None,
+    max_samples: int | None = None,
+    device: torch.device | str = "cpu",
+) -> LocalResult:
+    """Run `cfg.local_epochs` epochs of minibatch SGD on h_k = F_k + mu/2 ||theta - anchor||^2 from `start`.
+
+    The proximal term is part of the differentiated loss (METHOD.md); the reported loss is
+    the mean minibatch loss of F_k alone. `max_samples` stops early (FedProx-style partial work).
+    """
+    device = torch.device(device)
+    load_params(model, start)
+    model.to(device).train()
+    optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    prox_pairs = []
+    if mu > 0:
+        if anchor is None:
+            raise ValueError("a proximal term (mu > 0) needs an anchor model")
+        prox_pairs = [(p, torch.from_numpy(writable(anchor[name])).to(device)) for name, p in model.named_parameters()]
+    budget = np.inf if max_samples is None else max_samples
+    losses: list[float] = []
+    seen = 0
+    for _ in range(cfg.local_epochs):
+        order = rng.permutation(indices)
+        for begin in range(0, len(order), cfg.batch_size):
+            if seen >= budget:
+                break
+            batch = np.sort(order[begin : begin + int(min(cfg.batch_size, budget - seen))])
+            xb = to_float_batch(x[batch], device)
+            yb = torch.from_numpy(y[batch]).to(device)
+            optimizer.zero_grad(set_to_none=True)
+            loss = F.cross_entropy(model(xb), yb)
+            total = loss
+            if prox_pairs:
+                total = loss + (mu / 2) * sum(torch.sum((p - a) ** 2) for p, a in prox_pairs)
+            total.backward()
+            optimizer.step()
+            losses.append(float(loss.detach()))
+            seen += len(batch)
+    return LocalResult(params=params_from_model(model), loss=float(np.mean(losses)) if losses else float("nan"), samples=seen)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy, mean cross-entropy and per-class accuracy of one model on one test set."""
+
+    accuracy: float
+    loss: float
+    class_accuracy: list[float]
+
+
+@torch.no_grad()
+def evaluate(
+    model: torch.nn.Module,
+    params: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    batch_size: int = 1000,
+    device: torch.device | str = "cpu",
+) -> Evaluation:
+    """Evaluate `params` on (x, y); classes absent from the test set get accuracy NaN."""
+    device = torch.device(device)
+    load_params(model, params)
+    model.to(device).eval()
+    correct = np.zeros(num_classes)
+    count = np.bincount(y, minlength=num_classes).astype(float)
+    loss_sum = 0.0
+    for begin in range(0, len(y), batch_size):
+        xb = to_float_batch(x[begin : begin + batch_size], device)
+        yb = torch.from_numpy(y[begin : begin + batch_size]).to(device)
+        logits = model(xb)
+        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        hit = (logits.argmax(1) == yb).cpu().numpy()
+        correct += np.bincount(y[begin : begin + batch_size][hit], minlength=num_classes)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = np.where(count > 0, correct / np.maximum(count, 1), np.nan)
+    return Evaluation(accuracy=float(correct.sum() / len(y)), loss=loss_sum / len(y), class_accuracy=per_class.tolist())

@@ -1,0 +1,132 @@
+"""Tests for FedOpt's server step (Reddi et al. 2021, Algorithm 2), one and two steps by hand.
+
+Shared setting: theta_0 = [1, 2], server_lr = 0.5, beta1 = 0.5, beta2 = 0.75, tau = 0.1, so
+m_0 = [0, 0] and v_0 = tau^2 = [0.01, 0.01]. Round 1 aggregate A_1 = [3, 1], pseudo-gradient
+Delta_1 = A_1 - theta_0 = [2, -1], m_1 = 0.5 m_0 + 0.5 Delta_1 = [1, -0.5].
+Parameters travel as float32, so the round-2 pseudo-gradient is taken from float32(theta_1).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from fedref_ray.algorithms import FedOpt, build_algorithm
+from fedref_ray.algorithms.base import ClientObjective
+from fedref_ray.config import AlgorithmConfig
+
+LR, B1, B2, TAU = 0.5, 0.5, 0.75, 0.1
+
+
+def _fedopt(optimizer: str) -> FedOpt:
+    algo = build_algorithm(
+        AlgorithmConfig(name="fedopt", server_optimizer=optimizer, server_lr=LR, beta1=B1, beta2=B2, tau=TAU)
+    )
+    assert isinstance(algo, FedOpt)
+    return algo
+
+
+def _p(*values: float) -> dict[str, np.ndarray]:
+    return {"w": np.array(values, dtype=np.float32)}
+
+
+def _f32(x: float) -> float:
+    return float(np.float32(x))
+
+
+def test_init_state_has_m_zero_and_v_tau_squared() -> None:
+    # Prepare / Execute
+    state = _fedopt("adam").init_state({"w": np.array([1.0, 2.0], np.float32), "b": np.zeros((2, 3), np.float32)})
+    # Assert
+    np.testing.assert_array_equal(state.opt_m["w"], [0.0, 0.0])
+    np.testing.assert_allclose(state.opt_v["w"], [0.01, 0.01], rtol=1e-12)
+    assert state.opt_m["b"].shape == (2, 3) and state.opt_v["b"].shape == (2, 3)
+
+
+def test_client_objective_is_fedavgs() -> None:
+    # Prepare / Execute / Assert
+    assert _fedopt("yogi").client_objective() == ClientObjective(mu=0.0, anchor="none")
+
+
+def test_adam_one_and_two_steps() -> None:
+    """Adam: v_1 = 0.75 * 0.01 + 0.25 * Delta_1^2 = [1.0075, 0.2575];
+    theta_1 = theta_0 + 0.5 m_1 / (sqrt(v_1) + 0.1) = [1 + 0.5 / (sqrt(1.0075) + 0.1), 2 - 0.25 / (sqrt(0.2575) + 0.1)].
+    Round 2 with A_2 = [2, 4]: Delta_2 = A_2 - theta_1, m_2 = 0.5 m_1 + 0.5 Delta_2,
+    v_2 = 0.75 v_1 + 0.25 Delta_2^2, theta_2 = theta_1 + 0.5 m_2 / (sqrt(v_2) + 0.1)."""
+    # Prepare
+    algo = _fedopt("adam")
+    state = algo.init_state(_p(1.0, 2.0))
+    v1 = [1.0075, 0.2575]
+    t1 = [_f32(1 + 0.5 / (math.sqrt(1.0075) + 0.1)), _f32(2 - 0.25 / (math.sqrt(0.2575) + 0.1))]
+    d2 = [2.0 - t1[0], 4.0 - t1[1]]
+    m2 = [0.5 * 1.0 + 0.5 * d2[0], 0.5 * -0.5 + 0.5 * d2[1]]
+    v2 = [0.75 * v1[0] + 0.25 * d2[0] ** 2, 0.75 * v1[1] + 0.25 * d2[1] ** 2]
+    t2 = [t1[i] + 0.5 * m2[i] / (math.sqrt(v2[i]) + 0.1) for i in range(2)]
+    # Execute
+    first = algo.server_update(state, _p(3.0, 1.0), 0.9)
+    second = algo.server_update(first.state, _p(2.0, 4.0), 0.8)
+    # Assert
+    assert first.step_applied and second.step_applied and second.state.round == 2
+    np.testing.assert_allclose(first.state.opt_m["w"], [1.0, -0.5], rtol=1e-6)
+    np.testing.assert_allclose(first.state.opt_v["w"], v1, rtol=1e-6)
+    np.testing.assert_allclose(first.state.params["w"], t1, rtol=1e-6)
+    np.testing.assert_allclose(second.state.opt_m["w"], m2, rtol=1e-6)
+    np.testing.assert_allclose(second.state.opt_v["w"], v2, rtol=1e-6)
+    np.testing.assert_allclose(second.state.params["w"], t2, rtol=1e-6)
+    assert second.state.params["w"].dtype == np.float32
+
+
+def test_yogi_one_and_two_steps() -> None:
+    """Yogi: v_t = v_{t-1} - (1 - beta2) Delta^2 sign(v_{t-1} - Delta^2).
+    Round 1: v_0 = 0.01 < Delta_1^2 = [4, 1], sign -1, so v_1 = 0.01 + 0.25 [4, 1] = [1.01, 0.26];
+    theta_1 = [1 + 0.5 / (sqrt(1.01) + 0.1), 2 - 0.25 / (sqrt(0.26) + 0.1)] ~ [1.4525, 1.5901].
+    Round 2 with A_2 = [1.5, 4]: Delta_2 ~ [0.0475, 2.41]; coordinate 0 has v_1 > Delta^2, so v
+    shrinks: v_2 = 1.01 - 0.25 Delta_2[0]^2; coordinate 1 has v_1 < Delta^2: v_2 = 0.26 + 0.25 Delta_2[1]^2."""
+    # Prepare
+    algo = _fedopt("yogi")
+    state = algo.init_state(_p(1.0, 2.0))
+    v1 = [1.01, 0.26]
+    t1 = [_f32(1 + 0.5 / (math.sqrt(1.01) + 0.1)), _f32(2 - 0.25 / (math.sqrt(0.26) + 0.1))]
+    d2 = [1.5 - t1[0], 4.0 - t1[1]]
+    m2 = [0.5 * 1.0 + 0.5 * d2[0], 0.5 * -0.5 + 0.5 * d2[1]]
+    v2 = [1.01 - 0.25 * d2[0] ** 2, 0.26 + 0.25 * d2[1] ** 2]
+    t2 = [t1[i] + 0.5 * m2[i] / (math.sqrt(v2[i]) + 0.1) for i in range(2)]
+    # Execute
+    first = algo.server_update(state, _p(3.0, 1.0), 0.9)
+    second = algo.server_update(first.state, _p(1.5, 4.0), 0.8)
+    # Assert
+    np.testing.assert_allclose(first.state.opt_m["w"], [1.0, -0.5], rtol=1e-6)
+    np.testing.assert_allclose(first.state.opt_v["w"], v1, rtol=1e-6)
+    np.testing.assert_allclose(first.state.params["w"], t1, rtol=1e-6)
+    np.testing.assert_allclose(second.state.opt_v["w"], v2, rtol=1e-6)
+    assert second.state.opt_v["w"][0] < first.state.opt_v["w"][0]  # Yogi's shrinking branch
+    assert second.state.opt_v["w"][1] > first.state.opt_v["w"][1]  # and its growing branch
+    np.testing.assert_allclose(second.state.opt_m["w"], m2, rtol=1e-6)
+    np.testing.assert_allclose(second.state.params["w"], t2, rtol=1e-6)
+
+
+def test_adam_and_yogi_differ_in_the_second_moment_only() -> None:
+    """Same first step for m; v_1 differs: Adam [1.0075, 0.2575] vs Yogi [1.01, 0.26] (0.75 tau^2 vs tau^2)."""
+    # Prepare
+    adam, yogi = _fedopt("adam"), _fedopt("yogi")
+    # Execute
+    a = adam.server_update(adam.init_state(_p(1.0, 2.0)), _p(3.0, 1.0), 1.0).state
+    y = yogi.server_update(yogi.init_state(_p(1.0, 2.0)), _p(3.0, 1.0), 1.0).state
+    # Assert
+    np.testing.assert_array_equal(a.opt_m["w"], y.opt_m["w"])
+    np.testing.assert_allclose(y.opt_v["w"] - a.opt_v["w"], [0.0025, 0.0025], rtol=1e-6)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "yogi"])
+def test_zero_pseudo_gradient_from_rest_leaves_the_model(optimizer: str) -> None:
+    """Delta = 0 and m_0 = 0 give m_1 = 0, so theta_1 = theta_0 (v stays positive: no division by zero)."""
+    # Prepare
+    algo = _fedopt(optimizer)
+    state = algo.init_state(_p(1.0, 2.0))
+    # Execute
+    new = algo.server_update(state, _p(1.0, 2.0), 1.0).state
+    # Assert
+    np.testing.assert_array_equal(new.params["w"], _p(1.0, 2.0)["w"])
+    assert np.all(new.opt_v["w"] > 0)

@@ -1,0 +1,239 @@
+"""The CLI's error battery: every user mistake exits 2 with ONE stderr line naming the field, never a traceback.
+
+Runs `fedref_ray.cli.main` in-process (stderr captured by capsys); one test runs the installed console script.
+Every run is pinned to the in-process engine, one round and a temporary results folder, so that a
+mistake the CLI failed to catch would still finish quickly instead of starting Ray.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from fedref_ray.cli import main
+
+SCRIPT = Path(sys.executable).parent / "fedref-ray"
+
+# A small, fast, valid base: synthetic tabular data, logreg, 5 iid clients.
+SMALL = [
+    "data.name=synthetic",
+    "data.synthetic_users=5",
+    "data.synthetic_max_samples=20",
+    "partition.name=iid",
+    "partition.num_clients=5",
+    "run.clients_per_round=2",
+    "model.name=logreg",
+]
+
+
+def _run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, items: list[str], config: Path | None = None
+) -> tuple[int, str]:
+    """main(['run', '--quiet', CONFIG?, <safe base>, *items]); return (exit code, stderr)."""
+    base = ["engine.name=local", "run.rounds=1", f"run.results_dir={tmp_path / 'out'}"]
+    argv = ["run", "--quiet", *([str(config)] if config is not None else []), *base, *items]
+    code = main(argv)
+    return code, capsys.readouterr().err
+
+
+def _assert_one_line_naming(code: int, err: str, field: str) -> None:
+    lines = err.strip().splitlines()
+    assert code == 2, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("fedref-ray: error: "), err
+    assert field in lines[0], err
+    assert "Traceback" not in err
+
+
+# (overrides after the safe base, the field the message must name)
+BAD_OVERRIDES = [
+    (["algorithm.mu=-1"], "algorithm.mu"),
+    (["algorithm.lam=abc"], "algorithm.lam"),
+    (["algorithm.rho=0"], "algorithm.rho"),
+    (["algorithm.name=fedfoo"], "algorithm.name"),
+    (["algorithm.eta_s=0"], "algorithm.eta_s"),
+    (["algorithm.gate_delta=[0.1]"], "algorithm.gate_delta"),
+    (["partition.alpha=0"], "partition.alpha"),
+    (["partition.num_clients=50", "run.clients_per_round=100"], "run.clients_per_round"),
+    (["run.clients_per_round=100"], "run.clients_per_round"),
+    (["data.name=mnist"], "data.root"),
+    (["data.name=cifar10", "data.root=/nonexistent"], "data.root"),
+    (["training.lr=0"], "training.lr"),
+    (["training.batch_size=-3"], "training.batch_size"),
+    (["engine.num_workers=0"], "engine.num_workers"),
+    (["engine.gpus_per_worker=-0.5"], "engine.gpus_per_worker"),
+    (["system.availability=0"], "system.availability"),
+    (["system.faulty_fraction=1.5"], "system.faulty_fraction"),
+    (["model.name=vgg"], "model.name"),
+    (["algorithm.foo=1"], "algorithm.foo"),
+    (["foo.bar=1"], "foo"),
+    (["algorithm.mu"], "algorithm.mu"),
+    (["algorithm.mu=0.1.2.3", "algorithm.rho=three"], "algorithm.mu"),
+    (["partition.name=natural", "data.name=mnist5k"], "partition.name"),
+    (["run.rounds=0"], "run.rounds"),
+    (["run.seed=-5"], "run.seed"),
+]
+
+
+@pytest.mark.parametrize(("items", "field"), BAD_OVERRIDES, ids=[" ".join(i) for i, _ in BAD_OVERRIDES])
+def test_bad_override_exits_2_with_one_line(
+    items: list[str], field: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Prepare / Execute
+    code, err = _run(capsys, tmp_path, items)
+    # Assert
+    _assert_one_line_naming(code, err, field)
+    assert not (tmp_path / "out").exists()
+
+
+def test_lone_malformed_override_is_read_as_a_missing_config_file(capsys: pytest.CaptureFixture[str]) -> None:
+    """`fedref-ray run algorithm.mu`: the first item without '=' is the config path; the message still names it."""
+    # Prepare / Execute
+    code = main(["run", "algorithm.mu"])
+    # Assert
+    _assert_one_line_naming(code, capsys.readouterr().err, "algorithm.mu")
+
+
+def test_invalid_yaml_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "broken.yaml"
+    path.write_text("algorithm:\n  mu: [0.1, 0.2\nrun:\n  rounds: 3\n")
+    # Execute
+    code, err = _run(capsys, tmp_path, [], config=path)
+    # Assert
+    _assert_one_line_naming(code, err, "broken.yaml")
+
+
+def test_yaml_file_that_is_a_list(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "list.yaml"
+    path.write_text("- algorithm: {mu: 0.1}\n- run: {rounds: 3}\n")
+    # Execute
+    code, err = _run(capsys, tmp_path, [], config=path)
+    # Assert
+    _assert_one_line_naming(code, err, "list.yaml")
+
+
+def test_config_path_that_does_not_exist(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "nowhere" / "exp.yaml"
+    # Execute
+    code, err = _run(capsys, tmp_path, [], config=path)
+    # Assert
+    _assert_one_line_naming(code, err, "exp.yaml")
+
+
+def test_bad_value_inside_the_yaml_file_names_the_dotted_field(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Prepare
+    path = tmp_path / "exp.yaml"
+    path.write_text("algorithm:\n  name: fedref\n  rho: -2\n")
+    # Execute
+    code, err = _run(capsys, tmp_path, [], config=path)
+    # Assert
+    _assert_one_line_naming(code, err, "algorithm.rho")
+
+
+def test_unknown_key_inside_the_yaml_file(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare
+    path = tmp_path / "exp.yaml"
+    path.write_text("training:\n  learning_rate: 0.1\n")
+    # Execute
+    code, err = _run(capsys, tmp_path, [], config=path)
+    # Assert
+    _assert_one_line_naming(code, err, "training.learning_rate")
+
+
+def test_model_that_does_not_fit_the_data_fails_after_loading(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """femnist_cnn needs (C, H, W) images; synthetic data is (N, 60) tabular: caught when theta_0 is built."""
+    # Prepare
+    items = [*SMALL, "model.name=femnist_cnn"]
+    # Execute
+    code, err = _run(capsys, tmp_path, items)
+    # Assert
+    _assert_one_line_naming(code, err, "model.name")
+    assert not (tmp_path / "out").exists()
+
+
+AFTER_LOADING = [
+    (["partition.num_clients=500"], "partition.num_clients"),
+    (["partition.name=shards", "partition.classes_per_client=50"], "partition.classes_per_client"),
+    (["model.hidden=10"], "model.hidden"),
+]
+
+
+@pytest.mark.parametrize(("items", "field"), AFTER_LOADING, ids=[" ".join(i) for i, _ in AFTER_LOADING])
+def test_mistakes_found_after_loading_the_data(
+    items: list[str], field: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """These only show once the data is loaded (partition sizes, model vs data); still one line, no folder made."""
+    # Prepare / Execute
+    code, err = _run(capsys, tmp_path, [*SMALL, *items])
+    # Assert
+    _assert_one_line_naming(code, err, field)
+    assert not (tmp_path / "out").exists()
+
+
+def test_negative_data_seed_exits_2(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare / Execute
+    code, err = _run(capsys, tmp_path, [*SMALL, "data.seed=-1"])
+    # Assert
+    _assert_one_line_naming(code, err, "data.seed")
+
+
+def test_non_empty_results_folder_is_left_untouched(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare
+    folder = tmp_path / "old-run"
+    (folder / "sub").mkdir(parents=True)
+    keep = {folder / "notes.txt": b"my notes\x00\xff\n", folder / "sub" / "summary.json": b'{"rounds": 3}\n'}
+    for path, content in keep.items():
+        path.write_bytes(content)
+    before = sorted(p.relative_to(folder) for p in folder.rglob("*"))
+    # Execute
+    code, err = _run(capsys, tmp_path, [*SMALL, f"run.results_dir={folder}"])
+    # Assert
+    _assert_one_line_naming(code, err, "run.results_dir")
+    assert "--overwrite" in err
+    assert sorted(p.relative_to(folder) for p in folder.rglob("*")) == before
+    for path, content in keep.items():
+        assert path.read_bytes() == content
+
+
+def test_results_dir_that_is_a_file_is_left_untouched(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare
+    target = tmp_path / "results.txt"
+    target.write_bytes(b"not a folder\n")
+    # Execute
+    code, err = _run(capsys, tmp_path, [*SMALL, f"run.results_dir={target}"])
+    # Assert
+    _assert_one_line_naming(code, err, "run.results_dir")
+    assert target.read_bytes() == b"not a folder\n"
+
+
+def test_overrides_after_an_option_are_still_overrides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    # Prepare
+    argv = ["run", "engine.name=local", "--quiet", "algorithm.mu=-1", f"run.results_dir={tmp_path / 'out'}"]
+    # Execute
+    try:
+        code = main(argv)
+    except SystemExit as stop:
+        code = int(stop.code or 0) + 1000  # argparse exited on its own: not the one-line UserError path
+    # Assert
+    _assert_one_line_naming(code, capsys.readouterr().err, "algorithm.mu")
+
+
+def test_installed_console_script_exits_2_without_a_traceback(tmp_path: Path) -> None:
+    # Prepare
+    assert SCRIPT.is_file(), SCRIPT
+    argv = [str(SCRIPT), "run", "engine.name=local", f"run.results_dir={tmp_path / 'out'}", "algorithm.mu=-1"]
+    # Execute
+    proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    # Assert
+    _assert_one_line_naming(proc.returncode, proc.stderr, "algorithm.mu=-1")
+    assert proc.stdout == ""
