@@ -10,21 +10,25 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from fedref_ray.params import Params, add_scaled_, global_norm, is_finite, to_float32, zeros_like
+import torch
+
+from fedref_ray.params import Params, add_scaled_, to_float32, zeros_like
 
 
-def screen_update(client: Params, start: Params, clip_norm: float | None) -> Params | None:
-    """Reject a non-finite update (None); optionally clip the update theta_k - theta_{r-1} to `clip_norm`."""
-    if not is_finite(client):
+def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | None) -> torch.Tensor | None:
+    """Reject a non-finite model (None); optionally clip the update theta_k - theta_{r-1} to norm `clip_norm`.
+
+    Works on flat parameter vectors (see FlatModel).
+    """
+    if not bool(torch.isfinite(client).all()):
         return None
     if clip_norm is None:
         return client
-    delta = {k: client[k].astype("float64") - start[k] for k in client}
-    norm = global_norm(delta)
+    delta = client.double() - start.double()
+    norm = float(torch.linalg.vector_norm(delta))
     if norm <= clip_norm:
         return client
-    scale = clip_norm / norm
-    return to_float32({k: start[k] + scale * delta[k] for k in client})
+    return (start.double() + delta * (clip_norm / norm)).float()
 
 
 @dataclass(frozen=True)
@@ -47,19 +51,12 @@ class ClientRecord:
 
 @dataclass
 class PartialSum:
-    """A worker's reduction: sum_k n_k theta_k and sum_k n_k F_hat_k over its accepted clients."""
+    """A worker's reduction: sum_k n_k theta_k (float64) and sum_k n_k F_hat_k over its accepted clients."""
 
     weighted: Params | None = None
     weight: float = 0.0
     loss_sum: float = 0.0
     records: list[ClientRecord] = field(default_factory=list)
-
-    def add(self, params: Params, n_k: int, loss: float) -> None:
-        if self.weighted is None:
-            self.weighted = zeros_like(params)
-        add_scaled_(self.weighted, params, float(n_k))
-        self.weight += n_k
-        self.loss_sum += n_k * loss
 
 
 def merge(partials: Sequence[PartialSum]) -> tuple[Params | None, float, list[ClientRecord]]:

@@ -11,8 +11,17 @@ import dataclasses
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
-from fedref_ray.config import ExperimentConfig, load_config
+from fedref_ray.config import (
+    ExperimentConfig,
+    apply_overrides,
+    build_config,
+    config_fingerprint,
+    load_config,
+    load_results_config,
+    read_yaml,
+)
 from fedref_ray.errors import UserError
 
 
@@ -32,12 +41,31 @@ def resolve_results_dir(cfg: ExperimentConfig) -> ExperimentConfig:
     return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, results_dir=path))
 
 
+def resume_config(results_dir: str, path: str | None, overrides: list[str]) -> ExperimentConfig:
+    """The folder's config, with overrides on top; anything but `engine.*` must still describe the same run."""
+    saved = load_results_config(results_dir)
+    raw = read_yaml(path if path is not None else Path(results_dir) / "config.yaml")
+    given = build_config(apply_overrides(raw, [*overrides, f"run.results_dir={results_dir}"]))
+    if config_fingerprint(given) != config_fingerprint(saved):
+        a, b = given.to_dict(), saved.to_dict()
+        diff = next(f"{s}.{k}" for s in a for k in a[s] if s != "engine" and k != "results_dir" and a[s][k] != b[s][k])
+        raise UserError(f"--resume {results_dir}: {diff} differs from the folder's config.yaml; resume with the same config")
+    return given
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     path, overrides = _split_config_and_overrides(args.items)
-    cfg = resolve_results_dir(load_config(path, overrides))
-    from fedref_ray.simulation import run_experiment  # imports torch: only once the config is valid
+    if args.resume is not None:
+        cfg = resume_config(args.resume, path, overrides)
+    else:
+        cfg = resolve_results_dir(load_config(path, overrides))
+    from fedref_ray.simulation import RunInterrupted, run_experiment  # imports torch: only once the config is valid
 
-    result = run_experiment(cfg, quiet=args.quiet, overwrite=args.overwrite)
+    try:
+        result = run_experiment(cfg, quiet=args.quiet, overwrite=args.overwrite, resume=args.resume is not None)
+    except RunInterrupted as stop:
+        print(f"fedref-ray: {stop}", file=sys.stderr)
+        return 128 + stop.signum
     s = result.summary
     print(
         f"done: {s['rounds']} rounds, final accuracy {s['final_accuracy']:.4f}, best {s['best_accuracy']:.4f}, "
@@ -47,11 +75,59 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from fedref_ray.report import write_report
+    from fedref_ray.tune.layout import is_sweep_dir
 
-    out = write_report(args.results_dirs, args.out)
+    sweeps = [d for d in args.results_dirs if is_sweep_dir(d)]
+    if sweeps and len(args.results_dirs) > 1:
+        given = len(args.results_dirs)
+        raise UserError(f"report takes one sweep folder at a time: '{sweeps[0]}' is one of {given} folders given")
+    if sweeps:
+        from fedref_ray.tune.sweep_report import write_sweep_report
+
+        out = write_sweep_report(sweeps[0], args.out)
+    else:
+        from fedref_ray.report import write_report
+
+        out = write_report(args.results_dirs, args.out)
     print(f"report written to {out}")
     return 0
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    """Run a sweep file (validated before Ray starts), or resume an interrupted sweep folder."""
+    from fedref_ray.tune.space import load_sweep
+
+    if args.ray_num_cpus is not None and args.ray_num_cpus < 1:
+        raise UserError(f"--ray-num-cpus={args.ray_num_cpus} is not allowed: an integer >= 1")
+    if args.resume is not None:
+        if args.items or args.results_dir is not None:
+            raise UserError("--resume takes only the sweep folder: its sweep.yaml holds the sweep file and overrides")
+        from fedref_ray.tune.layout import find_sweep_dir
+
+        sweep_dir = find_sweep_dir(args.resume)  # before importing Ray
+        from fedref_ray.tune.runner import resume_sweep
+
+        outcome = resume_sweep(sweep_dir, ray_num_cpus=args.ray_num_cpus)
+    else:
+        if not args.items or "=" in args.items[0]:
+            raise UserError("tune needs a sweep file first: fedref-ray tune SWEEP.yaml [section.key=value ...]")
+        spec = load_sweep(args.items[0], args.items[1:])
+        if args.ray_num_cpus is not None:
+            spec = dataclasses.replace(spec, ray_num_cpus=args.ray_num_cpus)
+        from fedref_ray.tune.runner import run_sweep
+
+        outcome = run_sweep(spec, args.results_dir, quiet=args.quiet)
+    o = outcome
+    counts = f"{o.trials} trials: {o.finished} finished, {o.failed} failed, {o.unfinished} unfinished"
+    if o.interrupted:
+        resume = f"fedref-ray tune --resume {o.sweep_dir}"
+        print(f"fedref-ray: sweep interrupted ({counts}); resume with: {resume}", file=sys.stderr)
+        return 130
+    best = o.best
+    if best is not None:
+        print(f"best: trial {best['trial_id']} {best['metric']}={best['value']:.4f} ({best['params']})")
+    print(f"sweep done in {o.wall_seconds:.0f} s ({counts}); results in {o.sweep_dir}; fedref-ray report {o.sweep_dir}")
+    return 1 if o.failed else 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -61,11 +137,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("items", nargs="*", help="an optional config file, then dotted overrides")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty results folder")
+    run.add_argument("--resume", metavar="RESULTS_DIR", default=None, help="continue a run from its latest checkpoint")
     run.set_defaults(func=cmd_run)
     report = sub.add_parser("report", help="plots and a markdown table comparing finished runs")
-    report.add_argument("results_dirs", nargs="+", help="results folders of finished runs")
+    report.add_argument("results_dirs", nargs="+", help="results folders of finished runs, or one sweep folder")
     report.add_argument("--out", default=None, help="where to write the report (default: report/ beside the first run)")
     report.set_defaults(func=cmd_report)
+    tune = sub.add_parser("tune", help="a Ray Tune sweep: SWEEP.yaml [section.key=value ...], or --resume SWEEP_DIR")
+    tune.add_argument("items", nargs="*", help="the sweep file, then dotted overrides of its base config")
+    tune.add_argument("--resume", metavar="SWEEP_DIR", default=None, help="resume an interrupted sweep folder")
+    tune.add_argument("--results-dir", default=None, help="the sweep folder (default: results/tune-<sweep>-<time>)")
+    tune.add_argument("--ray-num-cpus", type=int, default=None, help="logical CPUs of a Ray this command starts")
+    tune.add_argument("--quiet", action="store_true", help="no progress tables")
+    tune.set_defaults(func=cmd_tune)
     return parser
 
 

@@ -16,10 +16,11 @@ import torch
 from fedref_ray.aggregation import ClientRecord, PartialSum, screen_update
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.federated import FederatedData
+from fedref_ray.flat_model import FlatModel
 from fedref_ray.models import build_model
-from fedref_ray.params import Params, to_float32
+from fedref_ray.params import Params
 from fedref_ray.system import ClientTask
-from fedref_ray.training import local_train
+from fedref_ray.training import sgd_epochs
 
 
 class ClientWorker:
@@ -37,10 +38,10 @@ class ClientWorker:
     ) -> None:
         self.cfg = cfg
         self.data = data
-        self.initial_params = initial_params
         self.name = name
         self.device = device
-        self.model = build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden)
+        self.flat_model = FlatModel(build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden), device)
+        self.initial = self.flat_model.pack(initial_params)
 
     def node(self) -> str:
         """Where this worker runs; the Ray engine reports the node id."""
@@ -57,34 +58,38 @@ class ClientWorker:
         bytes_up: int,
     ) -> PartialSum:
         """Train every task from `start` and reduce the accepted models to a weighted partial sum."""
+        fm, node = self.flat_model, self.node()
+        start_flat = fm.pack(start)
+        anchor_views = fm.named_views(fm.pack(anchor) if anchor is not None else start_flat) if mu > 0 else None
+        total = torch.zeros(fm.size, dtype=torch.float64, device=fm.device)
         partial = PartialSum()
-        node = self.node()
         for task in sorted(tasks, key=lambda t: t.client_id):
             began = time.perf_counter()
-            result = local_train(
-                self.model,
-                start,
+            fm.load(start_flat)
+            loss, processed = sgd_epochs(
+                fm.model,
                 self.data.x,
                 self.data.y,
                 self.data.client_indices(task.client_id),
                 self.cfg.training,
                 np.random.default_rng(task.train_seed),
                 mu=mu,
-                anchor=anchor if anchor is not None else start,
+                anchor=anchor_views,
                 max_samples=task.max_samples,
-                device=self.device,
+                device=fm.device,
             )
-            params = self.apply_fault(task, result.params)
-            accepted = screen_update(params, start, self.cfg.algorithm.clip_update_norm)
+            accepted = screen_update(self.apply_fault(task, fm.flat), start_flat, self.cfg.algorithm.clip_update_norm)
             if accepted is not None:
-                partial.add(accepted, task.num_samples, result.loss)
+                total.add_(accepted, alpha=task.num_samples)
+                partial.weight += task.num_samples
+                partial.loss_sum += task.num_samples * loss
             partial.records.append(
                 ClientRecord(
                     round=round_,
                     client_id=task.client_id,
                     samples=task.num_samples,
-                    processed=result.samples,
-                    loss=result.loss,
+                    processed=processed,
+                    loss=loss,
                     seconds=time.perf_counter() - began,
                     bytes_down=bytes_down,
                     bytes_up=bytes_up,
@@ -94,17 +99,21 @@ class ClientWorker:
                     node=node,
                 )
             )
+        if partial.weight > 0:
+            partial.weighted = fm.unpack(total)
         return partial
 
-    def apply_fault(self, task: ClientTask, params: Params) -> Params:
+    def apply_fault(self, task: ClientTask, trained: torch.Tensor) -> torch.Tensor:
         """METHOD.md's unbounded drift: a stale update is the initial model, a noisy one gets Gaussian noise."""
+        if task.fault == "nan":
+            return torch.full_like(trained, float("nan"))
         if task.fault == "stale":
-            return self.initial_params
+            return self.initial
         if task.fault == "noise":
             rng = np.random.default_rng(task.fault_seed)
-            std = self.cfg.system.fault_noise_std
-            return to_float32({k: v + std * rng.standard_normal(v.shape) for k, v in params.items()})
-        return params
+            noise = rng.standard_normal(len(trained)) * self.cfg.system.fault_noise_std
+            return (trained.double() + torch.from_numpy(noise).to(trained.device)).float()
+        return trained
 
 
 def select_device(gpus_per_worker: float) -> str:

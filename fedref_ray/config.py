@@ -171,6 +171,8 @@ class SystemConfig:
 
     Speeds are in samples per second and bandwidths in MB/s, each drawn once per
     client from a log-normal with the given median and sigma (sigma 0 = all equal).
+    A faulty client's update is replaced by the initial model (stale), gets Gaussian
+    noise (noise), or turns to NaN (nan: a diverged client, rejected before aggregation).
     """
 
     speed_median: float = 200.0
@@ -181,7 +183,7 @@ class SystemConfig:
     deadline_s: float | None = None
     deadline_policy: Literal["drop", "partial"] = "drop"
     faulty_fraction: float = 0.0
-    fault_kind: Literal["stale", "noise"] = "stale"
+    fault_kind: Literal["stale", "noise", "nan"] = "stale"
     fault_noise_std: float = 1.0
 
     def __post_init__(self) -> None:
@@ -423,5 +425,35 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
 
 
 def config_to_yaml(cfg: ExperimentConfig) -> str:
-    """The resolved config as YAML, the form written into every results folder."""
-    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)
+    """The resolved config as YAML, the form written into every results folder (home paths as ~)."""
+    home = str(Path.home())
+
+    def tidy(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: tidy(v) for k, v in value.items()}
+        if isinstance(value, str) and home != "/" and (value == home or value.startswith(home + "/")):
+            return "~" + value[len(home) :]
+        return value
+
+    return yaml.safe_dump(tidy(cfg.to_dict()), sort_keys=False)
+
+
+def config_fingerprint(cfg: ExperimentConfig) -> str:
+    """A hash of what determines a run's results: every field but where it runs and where it writes."""
+    import hashlib
+    import json
+
+    data = cfg.to_dict()
+    data.pop("engine")
+    data["run"].pop("results_dir")
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
+
+
+def load_results_config(results_dir: str | Path) -> ExperimentConfig:
+    """The config a results folder was written with (its config.yaml), pointed at that folder."""
+    path = Path(results_dir) / "config.yaml"
+    if not path.is_file():
+        raise UserError(f"'{results_dir}' is not a results folder: '{path}' is missing")
+    raw = read_yaml(path)
+    cfg = build_config(raw)
+    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, results_dir=str(results_dir)))

@@ -42,7 +42,7 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
 
 def prepare_results_dir(path: str | Path, overwrite: bool) -> Path:
     """Create the folder; refuse a non-empty one unless `overwrite` (then only our own files are replaced)."""
-    out = Path(path)
+    out = Path(path).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"run.results_dir='{out}' exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
@@ -52,13 +52,21 @@ def prepare_results_dir(path: str | Path, overwrite: bool) -> Path:
 
 
 class ResultsWriter:
-    """Accumulates round and client rows and rewrites the Parquet files after each round."""
+    """Accumulates round and client rows and rewrites the Parquet files after each round.
 
-    def __init__(self, out: Path, cfg: ExperimentConfig) -> None:
+    On resume it starts from the rows of rounds up to the checkpoint's, so the files
+    grow exactly as in an uninterrupted run.
+    """
+
+    def __init__(self, out: Path, cfg: ExperimentConfig, resume_round: int | None = None) -> None:
         self.out, self.cfg = out, cfg
         self.rounds: list[dict] = []
         self.clients: list[dict] = []
-        atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config_to_yaml(cfg)))
+        if resume_round is None:
+            atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config_to_yaml(cfg)))
+        else:
+            self.rounds = read_rows(out / "rounds.parquet", resume_round)
+            self.clients = read_rows(out / "clients.parquet", resume_round)
 
     def add(self, record: RoundRecord, clients: list[ClientRecord]) -> None:
         self.rounds.append(record.to_row())
@@ -91,6 +99,20 @@ class ResultsWriter:
         atomic_write(self.out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
         atomic_write(self.out / "model.npz", lambda tmp: _save_npz(tmp, params))
         return summary
+
+
+def read_rows(path: Path, up_to_round: int) -> list[dict]:
+    """Rows of a results table for rounds <= `up_to_round` (the part a checkpoint covers)."""
+    if up_to_round == 0:
+        return []
+    try:
+        rows = pq.read_table(path).to_pylist()
+    except (OSError, pa.ArrowInvalid):
+        raise UserError(f"results file '{path}' is missing or unreadable; cannot resume") from None
+    kept = [r for r in rows if r["round"] <= up_to_round]
+    if not kept or kept[-1]["round"] != up_to_round:
+        raise UserError(f"results file '{path}' lacks rounds up to the checkpoint's round {up_to_round}; cannot resume")
+    return kept
 
 
 def _save_npz(path: str, params: Params) -> None:

@@ -15,6 +15,7 @@ import numpy as np
 
 from fedref_ray.aggregation import ClientRecord, PartialSum, merge
 from fedref_ray.algorithms import ServerState, build_algorithm
+from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.metrics import CostCounter, ForgettingTracker, RoundRecord
 from fedref_ray.models import build_model
@@ -59,6 +60,19 @@ class Server:
 
     def params(self) -> Params:
         return self.state.params
+
+    def snapshot(self) -> ServerSnapshot:
+        """The state a checkpoint needs to continue this run exactly."""
+        f, c = self.forgetting, self.costs
+        best = None if f.best is None else f.best.tolist()
+        return ServerSnapshot(self.state, best, f.last_accuracy, f.drops, c.bytes_down, c.bytes_up, c.samples)
+
+    def restore(self, snap: ServerSnapshot) -> None:
+        """Continue from a checkpoint (the inverse of `snapshot`)."""
+        self.state = snap.state
+        best = None if snap.best_class_accuracy is None else np.asarray(snap.best_class_accuracy, dtype=float)
+        self.forgetting = ForgettingTracker(best=best, last_accuracy=snap.last_accuracy, drops=snap.accuracy_drops)
+        self.costs = CostCounter(bytes_down=snap.bytes_down, bytes_up=snap.bytes_up, samples=snap.samples)
 
     def run_round(self) -> tuple[RoundRecord, list[ClientRecord]]:
         """Run round `state.round + 1` end to end and return its record and per-client rows."""

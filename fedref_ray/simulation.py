@@ -1,18 +1,30 @@
-"""Run one experiment end to end: data, engine, round loop, results, progress."""
+"""Run one experiment end to end: data, engine, round loop, checkpoints, results, progress.
+
+SIGINT and SIGTERM let the current round finish, write a checkpoint and the
+results so far, shut the engine down and raise `RunInterrupted`.
+"""
 
 from __future__ import annotations
 
+import logging
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from fedref_ray.config import ExperimentConfig
+from fedref_ray.checkpoint import ServerSnapshot, list_checkpoints, load_checkpoint, save_checkpoint
+from fedref_ray.config import ExperimentConfig, config_fingerprint
 from fedref_ray.data.prepare import prepare_data
-from fedref_ray.engine import create_engine, initial_params
+from fedref_ray.engine import Engine, create_engine, initial_params
+from fedref_ray.errors import UserError
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.results import ResultsWriter, prepare_results_dir
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -24,40 +36,105 @@ class RunResult:
     summary: dict
 
 
+class RunInterrupted(Exception):
+    """The run stopped on a signal after writing a checkpoint; `signum` gives the exit status 128 + signum."""
+
+    def __init__(self, results_dir: Path, round_: int, signum: int) -> None:
+        super().__init__(f"interrupted after round {round_}; resume with: fedref-ray run --resume {results_dir}")
+        self.results_dir, self.round, self.signum = results_dir, round_, signum
+
+
+class StopRequest:
+    """Set by SIGINT/SIGTERM; a second signal aborts at once."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+
+    def handle(self, signum: int, _frame: object) -> None:
+        if self.signum is not None:
+            raise KeyboardInterrupt
+        self.signum = signum
+
+
+@contextmanager
+def stop_on_signals() -> Iterator[StopRequest]:
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request  # signal handlers can only be set from the main thread (e.g. inside Tune trials)
+        return
+    previous = {s: signal.signal(s, request.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield request
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+
+
+def latest_checkpoint(cfg: ExperimentConfig, out: Path, expected: Params) -> ServerSnapshot:
+    """The newest checkpoint of a results folder, verified against its config and model."""
+    found = list_checkpoints(out / "checkpoints")
+    if not found:
+        raise UserError(f"'{out}' has no checkpoint to resume from (set run.checkpoint_every to write them)")
+    return load_checkpoint(found[-1], config_fingerprint(cfg), expected)
+
+
 def run_experiment(
     cfg: ExperimentConfig,
     *,
     quiet: bool = False,
     overwrite: bool = False,
+    resume: bool = False,
     on_round: Callable[[RoundRecord], None] | None = None,
 ) -> RunResult:
-    """Prepare everything that can fail on user input first, then run every round and write results.
+    """Prepare everything that can fail on user input first, then run the remaining rounds and write results.
 
     `on_round` sees each round's record after it is written (Tune reports through it).
     """
     began = time.perf_counter()
     arrays, data = prepare_data(cfg)
     start = initial_params(cfg, arrays.input_shape, arrays.num_classes)
-    out = prepare_results_dir(cfg.run.results_dir, overwrite)
-    writer = ResultsWriter(out, cfg)
+    if resume:
+        out = Path(str(cfg.run.results_dir)).expanduser()
+        snapshot: ServerSnapshot | None = latest_checkpoint(cfg, out, start)
+        done = snapshot.state.round
+        if done >= cfg.run.rounds and (out / "summary.json").is_file():
+            raise UserError(f"'{out}' is already complete ({done} of run.rounds={cfg.run.rounds}); nothing to resume")
+        writer = ResultsWriter(out, cfg, resume_round=done)
+    else:
+        snapshot, done = None, 0
+        out = prepare_results_dir(str(cfg.run.results_dir), overwrite)
+        writer = ResultsWriter(out, cfg)
     bar = None
     if not quiet:
         from tqdm import tqdm
 
-        bar = tqdm(total=cfg.run.rounds, desc=f"{cfg.algorithm.name}", unit="round")
+        bar = tqdm(total=cfg.run.rounds, initial=done, desc=cfg.algorithm.name, unit="round")
     try:
-        with create_engine(cfg, arrays, data, start) as engine:
-            for _ in range(cfg.run.rounds):
+        with stop_on_signals() as stop, create_engine(cfg, arrays, data, start) as engine:
+            if snapshot is not None:
+                engine.restore(snapshot)
+            for round_ in range(done + 1, cfg.run.rounds + 1):
                 record, clients = engine.run_round()
                 writer.add(record, clients)
+                if record.clients_rejected:
+                    log.warning("round %d: rejected %d non-finite client updates", round_, record.clients_rejected)
                 if on_round is not None:
                     on_round(record)
                 if bar is not None:
                     bar.set_postfix(acc=f"{record.test_accuracy:.3f}", loss=f"{record.test_loss:.3f}")
                     bar.update(1)
+                every = cfg.run.checkpoint_every
+                if stop.signum is not None or (every and (round_ % every == 0 or round_ == cfg.run.rounds)):
+                    checkpoint(engine, cfg, out)
+                if stop.signum is not None:
+                    raise RunInterrupted(out, round_, stop.signum)
             params = engine.params()
     finally:
         if bar is not None:
             bar.close()
     summary = writer.finish(params, time.perf_counter() - began)
     return RunResult(out, params, summary)
+
+
+def checkpoint(engine: Engine, cfg: ExperimentConfig, out: Path) -> Path:
+    return save_checkpoint(out / "checkpoints", engine.snapshot(), config_fingerprint(cfg), cfg.run.keep_checkpoints)

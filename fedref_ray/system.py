@@ -15,7 +15,7 @@ import numpy as np
 from fedref_ray.config import SystemConfig
 from fedref_ray.seeding import derive_seed, rng_for
 
-Fault = Literal["none", "stale", "noise"]
+Fault = Literal["none", "stale", "noise", "nan"]
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ engine and the Ray workers run exactly the same code.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,33 +35,32 @@ class LocalResult:
     samples: int
 
 
-def local_train(
+def sgd_epochs(
     model: torch.nn.Module,
-    start: Params,
     x: np.ndarray,
     y: np.ndarray,
     indices: np.ndarray,
     cfg: TrainingConfig,
     rng: np.random.Generator,
     mu: float = 0.0,
-    anchor: Params | None = None,
+    anchor: Mapping[str, torch.Tensor] | None = None,
     max_samples: int | None = None,
     device: torch.device | str = "cpu",
-) -> LocalResult:
-    """Run `cfg.local_epochs` epochs of minibatch SGD on h_k = F_k + mu/2 ||theta - anchor||^2 from `start`.
+) -> tuple[float, int]:
+    """Train `model` in place for `cfg.local_epochs` epochs of minibatch SGD on h_k = F_k + mu/2 ||theta - anchor||^2.
 
-    The proximal term is part of the differentiated loss (METHOD.md); the reported loss is
-    the mean minibatch loss of F_k alone. `max_samples` stops early (FedProx-style partial work).
+    The proximal term is part of the differentiated loss (METHOD.md); returns the mean
+    minibatch loss of F_k alone and the samples processed. `max_samples` stops early
+    (FedProx-style partial work), cutting the last batch to fit.
     """
     device = torch.device(device)
-    load_params(model, start)
-    model.to(device).train()
+    model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
     prox_pairs = []
     if mu > 0:
         if anchor is None:
             raise ValueError("a proximal term (mu > 0) needs an anchor model")
-        prox_pairs = [(p, torch.from_numpy(writable(anchor[name])).to(device)) for name, p in model.named_parameters()]
+        prox_pairs = [(p, anchor[name]) for name, p in model.named_parameters()]
     budget = np.inf if max_samples is None else max_samples
     losses: list[float] = []
     seen = 0
@@ -81,7 +81,31 @@ def local_train(
             optimizer.step()
             losses.append(float(loss.detach()))
             seen += len(batch)
-    return LocalResult(params=params_from_model(model), loss=float(np.mean(losses)) if losses else float("nan"), samples=seen)
+    return (float(np.mean(losses)) if losses else float("nan")), seen
+
+
+def local_train(
+    model: torch.nn.Module,
+    start: Params,
+    x: np.ndarray,
+    y: np.ndarray,
+    indices: np.ndarray,
+    cfg: TrainingConfig,
+    rng: np.random.Generator,
+    mu: float = 0.0,
+    anchor: Params | None = None,
+    max_samples: int | None = None,
+    device: torch.device | str = "cpu",
+) -> LocalResult:
+    """One client's local training from `start` with Params in and out (see `sgd_epochs`)."""
+    device = torch.device(device)
+    load_params(model, start)
+    model.to(device)
+    anchor_tensors = None
+    if anchor is not None:
+        anchor_tensors = {k: torch.from_numpy(writable(v)).to(device) for k, v in anchor.items()}
+    loss, seen = sgd_epochs(model, x, y, indices, cfg, rng, mu, anchor_tensors, max_samples, device)
+    return LocalResult(params=params_from_model(model), loss=loss, samples=seen)
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from fedref_ray.config import DataConfig, ExperimentConfig, PartitionConfig
@@ -33,7 +35,7 @@ def load_dataset(cfg: DataConfig) -> DatasetArrays:
         from fedref_ray.data.sources.mnist5k import load_mnist5k
 
         return load_mnist5k(num_train=cfg.num_train, num_test=cfg.num_test)
-    root = str(cfg.root)
+    root = str(Path(str(cfg.root)).expanduser())
     if cfg.name in ("mnist", "fashion_mnist", "cifar10"):
         from fedref_ray.data.sources import torchvision_sets
 

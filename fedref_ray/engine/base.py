@@ -10,6 +10,7 @@ from abc import ABC, abstractmethod
 import torch
 
 from fedref_ray.aggregation import ClientRecord
+from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
@@ -40,6 +41,14 @@ class Engine(ABC):
     @abstractmethod
     def params(self) -> Params:
         """The current global model."""
+
+    @abstractmethod
+    def snapshot(self) -> ServerSnapshot:
+        """The server's state for a checkpoint."""
+
+    @abstractmethod
+    def restore(self, snapshot: ServerSnapshot) -> None:
+        """Continue from a checkpoint."""
 
     def close(self) -> None:
         """Release what the engine started (idempotent)."""

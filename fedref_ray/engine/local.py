@@ -8,6 +8,7 @@ from __future__ import annotations
 import torch
 
 from fedref_ray.aggregation import ClientRecord, PartialSum
+from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.client_worker import ClientWorker
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
@@ -46,3 +47,9 @@ class LocalEngine(Engine):
 
     def params(self) -> Params:
         return self.server.params()
+
+    def snapshot(self) -> ServerSnapshot:
+        return self.server.snapshot()
+
+    def restore(self, snapshot: ServerSnapshot) -> None:
+        self.server.restore(snapshot)

@@ -15,6 +15,7 @@ import numpy as np
 import ray
 
 from fedref_ray.aggregation import ClientRecord, PartialSum
+from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.client_worker import ClientWorker, select_device
 from fedref_ray.config import EngineConfig, ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
@@ -118,6 +119,12 @@ class RayEngine(Engine):
 
     def params(self) -> Params:
         return ray_compat.get_one(self.server.params.remote(), "server", self.cfg.engine.timeout_s)
+
+    def snapshot(self) -> ServerSnapshot:
+        return ray_compat.get_one(self.server.snapshot.remote(), "server", self.cfg.engine.timeout_s)
+
+    def restore(self, snapshot: ServerSnapshot) -> None:
+        ray_compat.get_one(self.server.restore.remote(snapshot), "server", self.cfg.engine.timeout_s)
 
     def close(self) -> None:
         for actor in self.actors:

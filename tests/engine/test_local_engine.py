@@ -12,7 +12,7 @@ from fedref_ray.results import load_model_npz
 from fedref_ray.simulation import run_experiment
 from tests.conftest import tiny_config
 
-TIMING_COLUMNS = ["wall_seconds"]
+TIMING_COLUMNS = ["wall_seconds", "workers_nodes"]
 
 
 def run(tmp_path, name: str, *overrides: str):
