@@ -33,9 +33,15 @@ def tiny_config(tmp_path, *overrides: str) -> ExperimentConfig:
 
 @pytest.fixture(scope="session")
 def ray_session():
-    """A real local Ray with 4 logical CPUs and one declared (absent) GPU, shared by every Ray test."""
+    """A real local Ray with 4 logical CPUs and one declared (absent) GPU, shared by every Ray test.
+
+    address="local": always a private Ray, even when `ray start` left a cluster running on this machine
+    (a plain ray.init() would join it, and then fail on num_cpus).
+    """
     import ray
 
-    ray.init(num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(
+        address="local", num_cpus=4, num_gpus=1, include_dashboard=False, log_to_driver=False, configure_logging=False
+    )
     yield ray
     ray.shutdown()

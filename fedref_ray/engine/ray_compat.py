@@ -6,12 +6,17 @@ from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError, RayActorError
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from fedref_ray.config import EngineConfig
 from fedref_ray.errors import UserError
 
 WORKER_RESTARTS = 3
+# Retry a worker's task until the worker is given up for good (after WORKER_RESTARTS restarts) or
+# engine.timeout_s runs out. A finite count is not enough: while a lost node is not yet declared
+# dead (GCS health checks, ~15 s by default), every retry fails at once with "actor unavailable",
+# so 3 retries were spent in seconds and the round failed before the actor was restarted.
+WORKER_TASK_RETRIES = -1
 
 
 class EngineTimeout(RuntimeError):
@@ -26,12 +31,7 @@ def connect(cfg: EngineConfig) -> bool:
     if cfg.address:
         ray.init(address=cfg.address, **kwargs)
         return True
-    ray.init(
-        include_dashboard=False,
-        dashboard_host=cfg.dashboard_host,
-        num_gpus=None,
-        **kwargs,
-    )
+    ray.init(include_dashboard=cfg.dashboard, dashboard_host=cfg.dashboard_host, **kwargs)
     return True
 
 
@@ -64,7 +64,7 @@ def worker_options(cfg: EngineConfig) -> dict[str, Any]:
         "num_cpus": cfg.cpus_per_worker,
         "num_gpus": cfg.gpus_per_worker,
         "max_restarts": WORKER_RESTARTS,
-        "max_task_retries": WORKER_RESTARTS,
+        "max_task_retries": WORKER_TASK_RETRIES,
     }
     pg = ray.util.get_current_placement_group()
     if pg is not None:  # inside a Tune trial: stay in the trial's bundles
@@ -75,11 +75,17 @@ def worker_options(cfg: EngineConfig) -> dict[str, Any]:
 
 
 def server_options(cfg: EngineConfig) -> dict[str, Any]:
-    """The server actor takes no CPU reservation, so it never blocks the workers it drives."""
+    """The server actor takes no CPU reservation, so it never blocks the workers it drives.
+
+    Outside a placement group it runs on the driver's node: it holds the run's state and is not
+    restarted, so losing any other node must not take it (or the models it puts each round) along.
+    """
     opts: dict[str, Any] = {"num_cpus": 0}
     pg = ray.util.get_current_placement_group()
     if pg is not None:
         opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(pg, placement_group_capture_child_tasks=True)
+    else:
+        opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(current_node_id(), soft=False)
     return opts
 
 
@@ -98,7 +104,7 @@ def get_all(refs: list, names: list[str], timeout_s: float, what: str) -> list:
     try:
         return ray.get(refs, timeout=timeout_s)
     except RayActorError as exc:
-        raise RuntimeError(f"{what}: a worker died {WORKER_RESTARTS + 1} times and was given up: {exc}") from None
+        raise RuntimeError(f"{what}: a worker was lost for good (max_restarts={WORKER_RESTARTS}): {exc}") from None
 
 
 def get_one(ref: Any, name: str, timeout_s: float) -> Any:

@@ -52,6 +52,17 @@ class RayClientWorker(ClientWorker):
         return {"name": self.name, "node": self.node(), "device": self.device, "pid": os.getpid()}
 
 
+class RayServer(Server):
+    """The Server inside an actor. It reserves no CPU, but evaluates while the workers idle, so it may use their threads."""
+
+    def __init__(self, cfg: ExperimentConfig, *args: object, **kwargs: object) -> None:
+        import torch
+
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""
+        torch.set_num_threads(max(1, min(os.cpu_count() or 1, cfg.engine.num_workers * torch_threads(cfg.engine))))
+        super().__init__(cfg, *args, **kwargs)  # type: ignore[arg-type]
+
+
 def balance(tasks: list[ClientTask], num_bins: int) -> list[list[ClientTask]]:
     """Deal tasks to workers by sample count, largest first to the least-loaded worker (deterministic)."""
     bins: list[list[ClientTask]] = [[] for _ in range(num_bins)]
@@ -105,7 +116,7 @@ class RayEngine(Engine):
             self.workers = workers
             self.actors.extend(workers)
             self.placement = ray_compat.get_all([w.ready.remote() for w in workers], names, ec.timeout_s, what="worker start")
-            server_cls = ray.remote(Server)
+            server_cls = ray.remote(RayServer)
             self.server = server_cls.options(**ray_compat.server_options(ec)).remote(
                 cfg, start_ref, arrays.x_test, arrays.y_test, arrays.num_classes, data.sizes, RayPool(workers, names, ec.timeout_s)
             )

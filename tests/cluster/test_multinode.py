@@ -125,7 +125,7 @@ def test_losing_a_worker_node_mid_round_reruns_its_clients_elsewhere(tmp_path, c
         victim = next(node for node in cluster.worker_nodes if node.node_id in used)
         # Execute: start round 2, then kill every process of the victim node (no graceful shutdown)
         pending = engine.server.run_round.remote()
-        time.sleep(0.5)
+        time.sleep(min(0.5, first.wall_seconds / 4))  # round 1 took seconds; be well inside round 2
         assert not ray.wait([pending], timeout=0)[0], "round 2 finished before the node was lost; make it longer"
         cluster.remove_node(victim, allow_graceful=False)
         second, clients = ray.get(pending, timeout=300)
