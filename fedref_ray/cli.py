@@ -127,7 +127,10 @@ def cmd_tune(args: argparse.Namespace) -> int:
     if best is not None:
         print(f"best: trial {best['trial_id']} {best['metric']}={best['value']:.4f} ({best['params']})")
     print(f"sweep done in {o.wall_seconds:.0f} s ({counts}); results in {o.sweep_dir}; fedref-ray report {o.sweep_dir}")
-    return 1 if o.failed else 0
+    if o.failed:
+        print(f"fedref-ray: {o.failed} trial(s) failed; tracebacks: {', '.join(o.error_files)}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,7 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra:  # overrides written after an option land here
-        if args.command != "run" or any(e.startswith("-") for e in extra):
+        if args.command not in ("run", "tune") or any(e.startswith("-") for e in extra):
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
         args.items = [*args.items, *extra]
     try:

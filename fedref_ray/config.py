@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -209,6 +210,7 @@ class EngineConfig:
     placement: Literal["pack", "spread"] = "pack"
     torch_threads: int | None = None
     timeout_s: float = 600.0
+    dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
@@ -307,6 +309,9 @@ def _describe(tp: Any) -> str:
     return {int: "an integer", float: "a number", str: "a string", bool: "true or false"}.get(tp, str(tp))
 
 
+_FLOAT_TEXT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
 def _coerce(path: str, value: Any, tp: Any) -> Any:
     """Return `value` checked against the type hint `tp` (ints are accepted as floats)."""
     origin = typing.get_origin(tp)
@@ -333,6 +338,8 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
     elif tp is float:
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):
+            value = float(value)  # YAML 1.1 reads 1e-4 (no dot) as text
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             if not math.isfinite(value):
                 _fail(path, value, "a finite number")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import ray
@@ -24,14 +25,19 @@ class EngineTimeout(RuntimeError):
 
 
 def connect(cfg: EngineConfig) -> bool:
-    """Join Ray (address set), or start a local one; return True when this process started it."""
+    """Join Ray (engine.address, else RAY_ADDRESS as under `ray job submit`), or start a private local one.
+
+    Returns True when this process connected (and so must shut Ray down). A local start
+    uses address="local" so that a `ray start` cluster elsewhere on the machine is never joined by accident.
+    """
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
-    if cfg.address:
-        ray.init(address=cfg.address, **kwargs)
+    address = cfg.address or os.environ.get("RAY_ADDRESS", "")
+    if address:
+        ray.init(address=address, **kwargs)
         return True
-    ray.init(include_dashboard=cfg.dashboard, dashboard_host=cfg.dashboard_host, **kwargs)
+    ray.init(address="local", include_dashboard=cfg.dashboard, dashboard_host=cfg.dashboard_host, **kwargs)
     return True
 
 

@@ -35,6 +35,7 @@ class SweepOutcome:
     unfinished: int
     best: dict[str, Any] | None
     wall_seconds: float
+    error_files: tuple[str, ...] = ()
 
     @property
     def interrupted(self) -> bool:
@@ -130,14 +131,12 @@ def _run(spec: SweepSpec, sweep_dir: Path, make_tuner: Any, began: float) -> Swe
     best = write_tables(sweep_dir, spec, states, sweep_dir / RUNS_DIR)
     count = {s: sum(t.status == s for t in states) for s in (tune_compat.FINISHED, tune_compat.FAILED)}
     finished, failed = count[tune_compat.FINISHED], count[tune_compat.FAILED]
-    return SweepOutcome(
-        sweep_dir, len(states), finished, failed, len(states) - finished - failed, best, time.perf_counter() - began
-    )
+    errors = tuple(s.error_file or s.trial_id for s in states if s.status == tune_compat.FAILED)
+    unfinished = len(states) - finished - failed
+    return SweepOutcome(sweep_dir, len(states), finished, failed, unfinished, best, time.perf_counter() - began, errors)
 
 
-def run_sweep(
-    spec: SweepSpec, sweep_dir: Path | None = None, *, quiet: bool = False, callbacks: Sequence[Any] = ()
-) -> SweepOutcome:
+def run_sweep(spec: SweepSpec, sweep_dir: Path | None = None, *, quiet: bool = False) -> SweepOutcome:
     """Run every trial of a validated sweep into a new (or empty) sweep folder."""
     began = time.perf_counter()
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir(spec)
@@ -159,7 +158,6 @@ def run_sweep(
             seed=spec.seed,
             max_concurrent_trials=spec.max_concurrent_trials,
             quiet=quiet,
-            callbacks=callbacks,
         )
 
     return _run(spec, sweep_dir, make_tuner, began)

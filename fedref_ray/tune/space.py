@@ -10,6 +10,7 @@ and value is checked, and every grid point is built into an `ExperimentConfig`, 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import re
@@ -120,6 +121,7 @@ class SweepSpec:
         return math.prod(len(d.values) for d in self.space if d.kind == "grid") * self.num_samples
 
 
+@functools.cache
 def config_fields() -> dict[str, tuple[str, ...]]:
     """Every config section and its keys, read off the dataclasses."""
     hints = typing.get_type_hints(ExperimentConfig)

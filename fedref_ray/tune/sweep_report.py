@@ -187,13 +187,14 @@ def plot_against(
         for ax, column in zip(axes, ("final_accuracy", "rounds_to_target"), strict=True):
             ax.errorbar(stats.index, stats[(column, "mean")], yerr=stats[(column, "std")].fillna(0), color=f"C{j % 10}",
                         marker="o", capsize=3, label=label)  # fmt: skip
-    for ax, ylabel in zip(axes, ("final test accuracy", "rounds to target (missing: not reached)"), strict=True):
+    for ax, ylabel in zip(axes, ("final test accuracy", "rounds to target (trials that reached it)"), strict=True):
         if (subset[x] > 0).all():
             ax.set_xscale("log")
         ax.set_xlabel(x)
-        ax.set_ylabel(ylabel + " (mean ± std over seeds)")
+        ax.set_ylabel(ylabel, fontsize=9)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=6)
+    fig.suptitle(f"against {x}: mean ± std over seeds", fontsize=10)
     _save(fig, path)
 
 

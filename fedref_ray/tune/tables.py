@@ -49,8 +49,10 @@ def trial_rows(spec: SweepSpec, state: TrialState, runs_dir: Path) -> list[dict[
         return []
     config = trial_config(spec.base, resolve_point(spec.space, state.point)).to_dict()
     params = {name: _field_value(config, name) for name in param_columns(spec)}
-    frame = state.rows.dropna(subset=["round"]).astype({"round": int})
+    frame = state.rows.dropna(subset=["round"]).astype({"round": int})  # Tune's own rows carry no round
     frame = frame.drop_duplicates("round", keep="last").sort_values("round")
+    if frame.empty:
+        return []
     last_round = int(frame["round"].iloc[-1])
     trial = {
         "trial_id": state.trial_id,

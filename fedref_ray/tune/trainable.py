@@ -6,6 +6,7 @@ engine does that when it finds one), so a trial never uses more than Tune reserv
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -30,16 +31,21 @@ class TrialSetup:
 
 
 def resumable_round(out: Path, seen: int) -> int:
-    """The round of the simulation's newest own checkpoint if a resume can start there, else 0.
+    """The round a restored trial's simulation can continue from (0: run again from round 1).
 
-    It can when the run did not finish and the checkpoint is not past the rounds Tune has seen
-    (rounds Tune missed must run again to be reported).
+    Tune's checkpoint is the record: the simulation's own checkpoints past `seen` (rounds Tune never
+    recorded) are dropped, so that those rounds run again and get reported; a finished run is not resumed.
     """
     if (out / SUMMARY_FILE).is_file():
         return 0
-    found = list_checkpoints(out / CHECKPOINTS_DIR)
-    newest = int(found[-1].name.rsplit("-", 1)[-1]) if found else 0
-    return newest if 0 < newest <= seen else 0
+    kept = 0
+    for folder in list_checkpoints(out / CHECKPOINTS_DIR):
+        round_ = int(folder.name.rsplit("-", 1)[-1])
+        if round_ > seen:
+            shutil.rmtree(folder)
+        else:
+            kept = max(kept, round_)
+    return kept
 
 
 def train_trial(point: dict[str, Any], setup: TrialSetup) -> None:

@@ -36,7 +36,7 @@ class TrialState:
     status: str
     point: dict[str, Any]
     rows: pd.DataFrame
-    error: str | None
+    error_file: str | None  # where Tune wrote a failed trial's traceback
 
 
 def connect(address: str, num_cpus: int | None) -> bool:
@@ -119,7 +119,6 @@ def build_tuner(
     seed: int,
     max_concurrent_trials: int | None,
     quiet: bool,
-    callbacks: Sequence[Any] = (),
 ) -> tune.Tuner:
     """A Tuner whose trials each run in their own placement group and keep their latest checkpoint."""
     return tune.Tuner(
@@ -136,9 +135,8 @@ def build_tuner(
         run_config=tune.RunConfig(
             name=name,
             storage_path=str(storage_path.resolve()),
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=None),  # tiny; a cap forces a state snapshot per report
             verbose=0 if quiet else 1,
-            callbacks=list(callbacks),
         ),
     )
 
@@ -174,14 +172,9 @@ def load_trials(experiment_path: Path) -> list[TrialState]:
     frames = analysis.trial_dataframes
     states = []
     for trial in analysis.trials:
-        error = None
-        if trial.status == FAILED:
-            error = getattr(trial, "error_file", None) or "failed"
-        states.append(
-            TrialState(
-                trial.trial_id, trial.status, dict(trial.config), frames.get(trial.trial_id, pd.DataFrame()), error
-            )
-        )
+        rows = frames.get(trial.trial_id, pd.DataFrame())
+        error_file = trial.error_file if trial.status == FAILED else None
+        states.append(TrialState(trial.trial_id, trial.status, dict(trial.config), rows, error_file))
     return states
 
 
@@ -202,7 +195,7 @@ def checkpointed_round() -> int:
 
 
 def report_round(metrics: Mapping[str, Any], round_: int) -> None:
-    """Report one round's metrics with a checkpoint that records the round (Tune keeps the latest)."""
+    """Report one round's metrics with a checkpoint that records the round (resume starts after it)."""
     with tempfile.TemporaryDirectory(prefix="fedref-round-") as folder:
         (Path(folder) / PROGRESS_FILE).write_text(json.dumps({"round": round_}))
         tune.report(dict(metrics), checkpoint=tune.Checkpoint.from_directory(folder))

@@ -21,30 +21,31 @@ pytestmark = pytest.mark.ray
 SMOKE = Path(__file__).resolve().parents[2] / "experiments" / "tune_smoke.yaml"
 
 
+ROUNDS = {0: 3, 1: 3, 2: 40, 3: 40}  # two short trials, then two long ones that the interrupt catches running
+
+
 def write_sweep(tmp_path: Path) -> Path:
-    """The smoke sweep's base on the in-process engine (fast: the smoke test covers worker actors), 4 trials
-    (seeds), two at a time, simulation checkpoints every round."""
+    """The smoke sweep's base on the in-process engine (fast: the smoke test covers worker actors), two trials
+    at a time, simulation checkpoints every round."""
     base = yaml.safe_load(SMOKE.read_text())["base"]
     overrides = {"engine.name": "local", "run.checkpoint_every": 1}
-    sweep = {
-        "base": base,
-        "overrides": overrides,
-        "space": {"run.seed": "grid [0, 1, 2, 3]"},
-        "max_concurrent_trials": 2,
-    }
+    arms = [{"run.seed": seed, "run.rounds": rounds} for seed, rounds in ROUNDS.items()]
+    sweep = {"base": base, "overrides": overrides, "space": {"arm": {"grid": arms}}, "max_concurrent_trials": 2}
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump(sweep))
     return path
 
 
 def interrupt_after_finished_runs(command: list[str], runs: Path, count: int, timeout_s: float) -> subprocess.Popen:
-    """Start the sweep, wait until `count` simulations wrote summary.json, then send SIGINT (Ctrl+C)."""
+    """Start the sweep, wait until `count` simulations wrote summary.json (and Tune a moment to see them finish),
+    then send SIGINT (Ctrl+C)."""
     proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + timeout_s
     while len(list(runs.glob("*/summary.json"))) < count:
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline, "the sweep did not finish two trials in time"
         time.sleep(0.2)
+    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     return proc
 
@@ -67,6 +68,9 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_session
     states = tune_compat.load_trials(sweep_dir / "tune")
     finished = sorted(s.trial_id for s in states if s.status == tune_compat.FINISHED)
     before = {t: trial_files(sweep_dir, t) for t in finished}
+    partial = {
+        s.trial_id: s.rows["wall_seconds"].tolist() for s in states if s.trial_id not in finished and len(s.rows)
+    }
     code = main(["tune", "--quiet", "--resume", str(sweep_dir)])
     # Assert: interrupted with a resume hint; finished trials untouched; every trial complete once
     assert proc.returncode == 130 and f"fedref-ray tune --resume {sweep_dir}" in err
@@ -76,8 +80,12 @@ def test_interrupted_sweep_resumes_without_rerunning_finished_trials(ray_session
     states = tune_compat.load_trials(sweep_dir / "tune")
     assert [s.status for s in states] == [tune_compat.FINISHED] * 4
     table = pd.read_parquet(sweep_dir / "trials.parquet")
-    assert table.groupby("trial_id")["round"].apply(list).tolist() == [[1, 2, 3]] * 4
-    assert sorted(table.drop_duplicates("trial_id")["run.seed"]) == [0, 1, 2, 3]
-    for trial_id in table["trial_id"].unique():
+    for seed, rows in table.groupby("run.seed"):
+        expected = list(range(1, ROUNDS[seed] + 1))
+        assert rows["round"].tolist() == expected  # every round reported once, none lost or repeated
+        rounds = pd.read_parquet(sweep_dir / "runs" / rows["trial_id"].iloc[0] / "rounds.parquet")
+        assert rounds["round"].tolist() == expected
+    for trial_id, walls in partial.items():  # interrupted mid-run: continued from its checkpoint, not rerun
         rounds = pd.read_parquet(sweep_dir / "runs" / trial_id / "rounds.parquet")
-        assert rounds["round"].tolist() == [1, 2, 3]
+        kept = walls[:-1]  # the last reported round may not have reached the simulation's checkpoint
+        assert rounds["wall_seconds"].tolist()[: len(kept)] == kept

@@ -21,7 +21,7 @@ PARAMS = ["algorithm.name", "partition.alpha", "run.seed", "algorithm.mu", "algo
 
 @pytest.fixture(scope="module")
 def smoke(ray_session, tmp_path_factory):
-    """The smoke sweep, run once on the session's Ray (4 logical CPUs: two 2-CPU trials at a time)."""
+    """The smoke sweep, run once on the session's Ray (4 logical CPUs: three 1.25-CPU trials at a time)."""
     sweep_dir = tmp_path_factory.mktemp("smoke") / "sweep"
     outcome = run_sweep(load_sweep(SMOKE), sweep_dir, quiet=True)
     return outcome, pd.read_parquet(sweep_dir / "trials.parquet")
@@ -89,11 +89,12 @@ def test_report_draws_the_sweep(smoke, capsys):
 
 
 def test_cluster_smaller_than_one_trial_fails_up_front(ray_session, tmp_path):
-    # Prepare: 1 + 9 x 0.5 CPU per trial on a 4-CPU Ray
+    # Prepare: 0.25 + 9 x 0.5 CPU per trial on a 4-CPU Ray
     spec = load_sweep(SMOKE, ["engine.num_workers=9"])
+    assert spec.trial_cpus == 0.25
     # Execute
     with pytest.raises(UserError) as caught:
         run_sweep(spec, tmp_path / "sweep", quiet=True)
     # Assert
-    assert "engine.num_workers=9" in str(caught.value) and "needs 5.5 CPU" in str(caught.value)
+    assert "engine.num_workers=9" in str(caught.value) and "needs 4.75 CPU" in str(caught.value)
     assert not (tmp_path / "sweep" / "tune").exists()
