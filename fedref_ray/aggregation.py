@@ -20,7 +20,8 @@ def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | 
 
     Works on flat parameter vectors (see FlatModel).
     """
-    if not bool(torch.isfinite(client).all()):
+    low, high = torch.aminmax(client)  # NaN propagates and +-inf are extremes: one cheap pass
+    if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
         return None
     if clip_norm is None:
         return client
@@ -51,7 +52,7 @@ class ClientRecord:
 
 @dataclass
 class PartialSum:
-    """A worker's reduction: sum_k n_k theta_k (float64) and sum_k n_k F_hat_k over its accepted clients."""
+    """A worker's reduction: sum_k n_k (theta_k - start) and sum_k n_k F_hat_k over its accepted clients."""
 
     weighted: Params | None = None
     weight: float = 0.0
@@ -59,8 +60,9 @@ class PartialSum:
     records: list[ClientRecord] = field(default_factory=list)
 
 
-def merge(partials: Sequence[PartialSum]) -> tuple[Params | None, float, list[ClientRecord]]:
-    """theta_bar = sum_k w_k theta_k and F_bar = sum_k w_k F_hat_k, with w_k = n_k / n; None if nobody reported."""
+def merge(partials: Sequence[PartialSum], start: Params) -> tuple[Params | None, float, list[ClientRecord]]:
+    """theta_bar = start + sum_k w_k (theta_k - start) = sum_k w_k theta_k and F_bar = sum_k w_k F_hat_k,
+    with w_k = n_k / n, summed in float64 in worker order; None if nobody reported."""
     total: Params | None = None
     weight = loss_sum = 0.0
     records: list[ClientRecord] = []
@@ -76,4 +78,4 @@ def merge(partials: Sequence[PartialSum]) -> tuple[Params | None, float, list[Cl
     records.sort(key=lambda r: r.client_id)
     if total is None:
         return None, float("nan"), records
-    return to_float32({k: v / weight for k, v in total.items()}), loss_sum / weight, records
+    return to_float32({k: start[k] + v / weight for k, v in total.items()}), loss_sum / weight, records

@@ -20,7 +20,7 @@ from fedref_ray.flat_model import FlatModel
 from fedref_ray.models import build_model
 from fedref_ray.params import Params
 from fedref_ray.system import ClientTask
-from fedref_ray.training import sgd_epochs
+from fedref_ray.training import EvalCounts, evaluation_counts, sgd_epochs
 
 
 class ClientWorker:
@@ -33,11 +33,14 @@ class ClientWorker:
         input_shape: tuple[int, ...],
         num_classes: int,
         initial_params: Params,
+        test: tuple[np.ndarray, np.ndarray],
         name: str = "local",
         device: str = "cpu",
     ) -> None:
         self.cfg = cfg
         self.data = data
+        self.x_test, self.y_test = test
+        self.num_classes = num_classes
         self.name = name
         self.device = device
         self.flat_model = FlatModel(build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden), device)
@@ -57,11 +60,15 @@ class ClientWorker:
         bytes_down: int,
         bytes_up: int,
     ) -> PartialSum:
-        """Train every task from `start` and reduce the accepted models to a weighted partial sum."""
+        """Train every task from `start` and reduce the accepted updates to sum_k n_k (theta_k - start).
+
+        Summing updates rather than models keeps float32 rounding relative to the update's size.
+        """
         fm, node = self.flat_model, self.node()
         start_flat = fm.pack(start)
         anchor_views = fm.named_views(fm.pack(anchor) if anchor is not None else start_flat) if mu > 0 else None
-        total = torch.zeros(fm.size, dtype=torch.float64, device=fm.device)
+        total = torch.zeros(fm.size, dtype=torch.float32, device=fm.device)
+        delta = torch.empty_like(total)
         partial = PartialSum()
         for task in sorted(tasks, key=lambda t: t.client_id):
             began = time.perf_counter()
@@ -80,7 +87,8 @@ class ClientWorker:
             )
             accepted = screen_update(self.apply_fault(task, fm.flat), start_flat, self.cfg.algorithm.clip_update_norm)
             if accepted is not None:
-                total.add_(accepted, alpha=task.num_samples)
+                torch.sub(accepted, start_flat, out=delta)
+                total.add_(delta, alpha=task.num_samples)
                 partial.weight += task.num_samples
                 partial.loss_sum += task.num_samples * loss
             partial.records.append(
@@ -102,6 +110,14 @@ class ClientWorker:
         if partial.weight > 0:
             partial.weighted = fm.unpack(total)
         return partial
+
+    def evaluate(self, params: Params, begin: int, end: int) -> EvalCounts:
+        """Counts of the global model on test samples [begin, end): workers share the evaluation."""
+        fm = self.flat_model
+        fm.load(fm.pack(params))
+        return evaluation_counts(
+            fm.model, self.x_test[begin:end], self.y_test[begin:end], self.num_classes, self.cfg.training.eval_batch_size, fm.device
+        )
 
     def apply_fault(self, task: ClientTask, trained: torch.Tensor) -> torch.Tensor:
         """METHOD.md's unbounded drift: a stale update is the initial model, a noisy one gets Gaussian noise."""

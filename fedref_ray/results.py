@@ -69,11 +69,13 @@ class ResultsWriter:
             self.clients = read_rows(out / "clients.parquet", resume_round)
 
     def add(self, record: RoundRecord, clients: list[ClientRecord]) -> None:
+        """Record a round; rounds.parquet is rewritten now, the larger clients.parquet at `flush`."""
         self.rounds.append(record.to_row())
         self.clients.extend(vars(c) for c in clients)
-        self.flush()
+        self._write_table("rounds.parquet", self.rounds)
 
     def flush(self) -> None:
+        """Write clients.parquet too (at checkpoints, interruptions and the end)."""
         self._write_table("rounds.parquet", self.rounds)
         self._write_table("clients.parquet", self.clients)
 
@@ -83,7 +85,8 @@ class ResultsWriter:
             atomic_write(self.out / name, lambda tmp: pq.write_table(table, tmp))
 
     def finish(self, params: Params, wall_seconds: float) -> dict:
-        """Write summary.json and the final global model (model.npz); return the summary."""
+        """Write clients.parquet, summary.json and the final global model (model.npz); return the summary."""
+        self.flush()
         accs = [r["test_accuracy"] for r in self.rounds]
         summary = {
             "algorithm": self.cfg.algorithm.name,

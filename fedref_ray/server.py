@@ -18,11 +18,10 @@ from fedref_ray.algorithms import ServerState, build_algorithm
 from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.metrics import CostCounter, ForgettingTracker, RoundRecord
-from fedref_ray.models import build_model
 from fedref_ray.params import Params, num_bytes
 from fedref_ray.seeding import sample_clients
 from fedref_ray.system import ClientProfiles, ClientTask, plan_round
-from fedref_ray.training import evaluate
+from fedref_ray.training import Evaluation
 
 
 class ClientPool(Protocol):
@@ -32,6 +31,8 @@ class ClientPool(Protocol):
         self, round_: int, start: Params, anchor: Params | None, mu: float, tasks: list[ClientTask], bytes_down: int, bytes_up: int
     ) -> list[PartialSum]: ...
 
+    def evaluate(self, params: Params) -> Evaluation: ...
+
 
 class Server:
     """Round loop state: global model, reference history, costs and forgetting so far."""
@@ -40,8 +41,6 @@ class Server:
         self,
         cfg: ExperimentConfig,
         initial_params: Params,
-        x_test: np.ndarray,
-        y_test: np.ndarray,
         num_classes: int,
         client_sizes: np.ndarray,
         pool: ClientPool,
@@ -49,11 +48,10 @@ class Server:
         self.cfg = cfg
         self.algorithm = build_algorithm(cfg.algorithm)
         self.state: ServerState = self.algorithm.init_state(initial_params)
-        self.x_test, self.y_test, self.num_classes = x_test, y_test, num_classes
+        self.num_classes = num_classes
         self.client_sizes = np.asarray(client_sizes)
         self.pool = pool
         self.profiles = ClientProfiles.draw(cfg.system, len(self.client_sizes), cfg.run.seed)
-        self.eval_model = build_model(cfg.model.name, tuple(x_test.shape[1:]), num_classes, cfg.model.hidden)
         self.forgetting = ForgettingTracker()
         self.costs = CostCounter()
         self.model_bytes = num_bytes(initial_params)
@@ -87,16 +85,14 @@ class Server:
             round_, sampled, self.client_sizes, cfg.training.local_epochs, down, up, cfg.system, self.profiles, cfg.run.seed
         )
         partials = self.pool.train(round_, self.state.params, anchor, objective.mu, list(plan.tasks), down, up) if plan.tasks else []
-        aggregate, mean_loss, clients = merge(partials)
+        aggregate, mean_loss, clients = merge(partials, self.state.params)
         if aggregate is None:  # nobody reported: the global model stays
             self.state = dataclasses.replace(self.state, round=round_)
             applied = False
         else:
             update = self.algorithm.server_update(self.state, aggregate, mean_loss)
             self.state, applied = update.state, update.step_applied
-        ev = evaluate(
-            self.eval_model, self.state.params, self.x_test, self.y_test, self.num_classes, cfg.training.eval_batch_size
-        )
+        ev = self.pool.evaluate(self.state.params)
         forgetting, drops = self.forgetting.update(ev.accuracy, ev.class_accuracy)
         self.costs.bytes_down += down * (len(plan.tasks) + len(plan.dropped))
         self.costs.bytes_up += up * len(clients)

@@ -125,10 +125,14 @@ def run_experiment(
                     bar.update(1)
                 every = cfg.run.checkpoint_every
                 if stop.signum is not None or (every and (round_ % every == 0 or round_ == cfg.run.rounds)):
+                    writer.flush()  # rows first: a checkpoint must never be ahead of the results files
                     checkpoint(engine, cfg, out)
                 if stop.signum is not None:
                     raise RunInterrupted(out, round_, stop.signum)
             params = engine.params()
+    except BaseException:
+        writer.flush()  # keep every finished round's rows, whatever stopped the run
+        raise
     finally:
         if bar is not None:
             bar.close()

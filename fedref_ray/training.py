@@ -117,7 +117,44 @@ class Evaluation:
     class_accuracy: list[float]
 
 
+@dataclass(frozen=True)
+class EvalCounts:
+    """Additive evaluation counts of one slice of the test set, so slices can be evaluated in parallel."""
+
+    correct: np.ndarray
+    count: np.ndarray
+    loss_sum: float
+
+
 @torch.no_grad()
+def evaluation_counts(
+    model: torch.nn.Module, x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, device: torch.device | str = "cpu"
+) -> EvalCounts:
+    """Per-class hits and counts and the summed cross-entropy of the model as it is, on (x, y)."""
+    device = torch.device(device)
+    model.eval()
+    correct = np.zeros(num_classes, dtype=np.int64)
+    loss_sum = 0.0
+    for begin in range(0, len(y), batch_size):
+        yb_np = y[begin : begin + batch_size]
+        logits = model(to_float_batch(x[begin : begin + batch_size], device))
+        yb = torch.from_numpy(yb_np).to(device)
+        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
+        hit = (logits.argmax(1) == yb).cpu().numpy()
+        correct += np.bincount(yb_np[hit], minlength=num_classes)
+    return EvalCounts(correct, np.bincount(y, minlength=num_classes).astype(np.int64), loss_sum)
+
+
+def summarize(parts: list[EvalCounts]) -> Evaluation:
+    """Merge slice counts (in the given order); classes absent from the test set get accuracy NaN."""
+    correct = sum(p.correct for p in parts)
+    count = sum(p.count for p in parts)
+    loss_sum = sum(p.loss_sum for p in parts)
+    total = int(count.sum())
+    per_class = np.where(count > 0, correct / np.maximum(count, 1), np.nan)
+    return Evaluation(accuracy=float(correct.sum() / total), loss=loss_sum / total, class_accuracy=per_class.tolist())
+
+
 def evaluate(
     model: torch.nn.Module,
     params: Params,
@@ -127,20 +164,7 @@ def evaluate(
     batch_size: int = 1000,
     device: torch.device | str = "cpu",
 ) -> Evaluation:
-    """Evaluate `params` on (x, y); classes absent from the test set get accuracy NaN."""
-    device = torch.device(device)
+    """Evaluate `params` on (x, y) in one piece."""
     load_params(model, params)
-    model.to(device).eval()
-    correct = np.zeros(num_classes)
-    count = np.bincount(y, minlength=num_classes).astype(float)
-    loss_sum = 0.0
-    for begin in range(0, len(y), batch_size):
-        xb = to_float_batch(x[begin : begin + batch_size], device)
-        yb = torch.from_numpy(y[begin : begin + batch_size]).to(device)
-        logits = model(xb)
-        loss_sum += float(F.cross_entropy(logits, yb, reduction="sum"))
-        hit = (logits.argmax(1) == yb).cpu().numpy()
-        correct += np.bincount(y[begin : begin + batch_size][hit], minlength=num_classes)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        per_class = np.where(count > 0, correct / np.maximum(count, 1), np.nan)
-    return Evaluation(accuracy=float(correct.sum() / len(y)), loss=loss_sum / len(y), class_accuracy=per_class.tolist())
+    model.to(device)
+    return summarize([evaluation_counts(model, x, y, num_classes, batch_size, device)])

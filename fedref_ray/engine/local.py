@@ -18,6 +18,7 @@ from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.server import Server
 from fedref_ray.system import ClientTask
+from fedref_ray.training import Evaluation, summarize
 
 
 class LocalPool:
@@ -31,6 +32,9 @@ class LocalPool:
     ) -> list[PartialSum]:
         return [self.worker.train(round_, start, anchor, mu, tasks, bytes_down, bytes_up)]
 
+    def evaluate(self, params: Params) -> Evaluation:
+        return summarize([self.worker.evaluate(params, 0, len(self.worker.y_test))])
+
 
 class LocalEngine(Engine):
     """Server and worker in this process."""
@@ -39,8 +43,8 @@ class LocalEngine(Engine):
         super().__init__(cfg, arrays, data, start)
         if cfg.engine.torch_threads is not None:
             torch.set_num_threads(cfg.engine.torch_threads)
-        worker = ClientWorker(cfg, data, arrays.input_shape, arrays.num_classes, start)
-        self.server = Server(cfg, start, arrays.x_test, arrays.y_test, arrays.num_classes, data.sizes, LocalPool(worker))
+        worker = ClientWorker(cfg, data, arrays.input_shape, arrays.num_classes, start, (arrays.x_test, arrays.y_test))
+        self.server = Server(cfg, start, arrays.num_classes, data.sizes, LocalPool(worker))
 
     def run_round(self) -> tuple[RoundRecord, list[ClientRecord]]:
         return self.server.run_round()

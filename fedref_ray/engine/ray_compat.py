@@ -34,7 +34,7 @@ def connect(cfg: EngineConfig) -> bool:
         return False
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
     address = cfg.address or os.environ.get("RAY_ADDRESS", "")
-    if address:
+    if address and address != "local":
         ray.init(address=address, **kwargs)
         return True
     ray.init(address="local", include_dashboard=cfg.dashboard, dashboard_host=cfg.dashboard_host, **kwargs)

@@ -26,6 +26,7 @@ from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.server import Server
 from fedref_ray.system import ClientTask
+from fedref_ray.training import Evaluation, summarize
 
 
 def torch_threads(cfg: EngineConfig) -> int:
@@ -52,17 +53,6 @@ class RayClientWorker(ClientWorker):
         return {"name": self.name, "node": self.node(), "device": self.device, "pid": os.getpid()}
 
 
-class RayServer(Server):
-    """The Server inside an actor. It reserves no CPU, but evaluates while the workers idle, so it may use their threads."""
-
-    def __init__(self, cfg: ExperimentConfig, *args: object, **kwargs: object) -> None:
-        import torch
-
-        os.environ["CUDA_VISIBLE_DEVICES"] = ""
-        torch.set_num_threads(max(1, min(os.cpu_count() or 1, cfg.engine.num_workers * torch_threads(cfg.engine))))
-        super().__init__(cfg, *args, **kwargs)  # type: ignore[arg-type]
-
-
 def balance(tasks: list[ClientTask], num_bins: int) -> list[list[ClientTask]]:
     """Deal tasks to workers by sample count, largest first to the least-loaded worker (deterministic)."""
     bins: list[list[ClientTask]] = [[] for _ in range(num_bins)]
@@ -77,8 +67,8 @@ def balance(tasks: list[ClientTask], num_bins: int) -> list[list[ClientTask]]:
 class RayPool:
     """The client pool on Ray actors; waits are bounded by `timeout_s` and end in an error naming who did not answer."""
 
-    def __init__(self, workers: list, names: list[str], timeout_s: float) -> None:
-        self.workers, self.names, self.timeout_s = workers, names, timeout_s
+    def __init__(self, workers: list, names: list[str], num_test: int, timeout_s: float) -> None:
+        self.workers, self.names, self.num_test, self.timeout_s = workers, names, num_test, timeout_s
 
     def train(
         self, round_: int, start: Params, anchor: Params | None, mu: float, tasks: list[ClientTask], bytes_down: int, bytes_up: int
@@ -92,6 +82,13 @@ class RayPool:
                 names.append(name)
         return ray_compat.get_all(calls, names, self.timeout_s, what=f"round {round_}")
 
+    def evaluate(self, params: Params) -> Evaluation:
+        """Every worker evaluates a contiguous slice of the test set; counts are merged in worker order."""
+        ref = ray.put(params)
+        bounds = np.linspace(0, self.num_test, len(self.workers) + 1).astype(int)
+        calls = [w.evaluate.remote(ref, int(lo), int(hi)) for w, lo, hi in zip(self.workers, bounds[:-1], bounds[1:])]
+        return summarize(ray_compat.get_all(calls, self.names, self.timeout_s, what="evaluation"))
+
 
 class RayEngine(Engine):
     """Starts (or joins) Ray, the worker pool and the server actor; the driver only streams records."""
@@ -103,22 +100,22 @@ class RayEngine(Engine):
         self.actors: list = []
         try:
             ray_compat.check_resources(ec)
-            data_ref, start_ref = ray.put(data), ray.put(start)
-            self.pinned = (data_ref, start_ref)  # restarted workers rebuild from these: keep them in scope
+            data_ref, start_ref, test_ref = ray.put(data), ray.put(start), ray.put((arrays.x_test, arrays.y_test))
+            self.pinned = (data_ref, start_ref, test_ref)  # restarted workers rebuild from these: keep them in scope
             worker_cls = ray.remote(RayClientWorker)
             names = [f"worker-{i}" for i in range(ec.num_workers)]
             workers = [
                 worker_cls.options(**ray_compat.worker_options(ec)).remote(
-                    cfg, data_ref, arrays.input_shape, arrays.num_classes, start_ref, name=name
+                    cfg, data_ref, arrays.input_shape, arrays.num_classes, start_ref, test_ref, name=name
                 )
                 for name in names
             ]
             self.workers = workers
             self.actors.extend(workers)
             self.placement = ray_compat.get_all([w.ready.remote() for w in workers], names, ec.timeout_s, what="worker start")
-            server_cls = ray.remote(RayServer)
+            server_cls = ray.remote(Server)
             self.server = server_cls.options(**ray_compat.server_options(ec)).remote(
-                cfg, start_ref, arrays.x_test, arrays.y_test, arrays.num_classes, data.sizes, RayPool(workers, names, ec.timeout_s)
+                cfg, start_ref, arrays.num_classes, data.sizes, RayPool(workers, names, len(arrays.y_test), ec.timeout_s)
             )
             self.actors.append(self.server)
         except BaseException:
