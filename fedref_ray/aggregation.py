@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from fedref_ray.params import Params, add_scaled_, to_float32, zeros_like
+
+if TYPE_CHECKING:
+    import torch
 
 
 def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | None) -> torch.Tensor | None:
@@ -20,6 +22,8 @@ def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | 
 
     Works on flat parameter vectors (see FlatModel).
     """
+    import torch
+
     low, high = torch.aminmax(client)  # NaN propagates and +-inf are extremes: one cheap pass
     if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
         return None

@@ -125,11 +125,17 @@ def load_checkpoint(folder: Path, config_fingerprint: str, expected: Params) -> 
     except (ValueError, KeyError, TypeError):
         raise UserError(f"checkpoint file '{meta_path}' is corrupted (not the JSON a checkpoint writes)") from None
     if meta.get("format") != FORMAT_VERSION:
-        raise UserError(f"checkpoint file '{meta_path}' has format {meta.get('format')!r}; this version reads {FORMAT_VERSION}")
+        raise UserError(
+            f"checkpoint file '{meta_path}' has format {meta.get('format')!r}; this version reads {FORMAT_VERSION}"
+        )
     if meta.get("config_fingerprint") != config_fingerprint:
-        raise UserError(f"checkpoint '{folder}' was written for a different config than this results folder's config.yaml")
+        raise UserError(
+            f"checkpoint '{folder}' was written for a different config than this results folder's config.yaml"
+        )
     if _sha256(state_path) != meta.get("state_sha256"):
-        raise UserError(f"checkpoint file '{state_path}' is truncated or corrupted (its SHA-256 does not match meta.json)")
+        raise UserError(
+            f"checkpoint file '{state_path}' is truncated or corrupted (its SHA-256 does not match meta.json)"
+        )
     try:
         with np.load(state_path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -137,7 +143,9 @@ def load_checkpoint(folder: Path, config_fingerprint: str, expected: Params) -> 
         raise UserError(f"checkpoint file '{state_path}' cannot be read as .npz") from None
     params = _group(arrays, "params") or {}
     if set(params) != set(expected) or any(params[k].shape != expected[k].shape for k in expected):
-        raise UserError(f"checkpoint file '{state_path}' holds a different model than model.name/model.hidden configure")
+        raise UserError(
+            f"checkpoint file '{state_path}' holds a different model than model.name/model.hidden configure"
+        )
     history = tuple(_group(arrays, f"history{i}") or {} for i in range(int(meta["history_length"])))
     state = ServerState(
         round=round_,

@@ -6,8 +6,8 @@ User mistakes print one line to stderr and exit with code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
-import os
 import dataclasses
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -49,7 +49,9 @@ def resume_config(results_dir: str, path: str | None, overrides: list[str]) -> E
     if config_fingerprint(given) != config_fingerprint(saved):
         a, b = given.to_dict(), saved.to_dict()
         diff = next(f"{s}.{k}" for s in a for k in a[s] if s != "engine" and k != "results_dir" and a[s][k] != b[s][k])
-        raise UserError(f"--resume {results_dir}: {diff} differs from the folder's config.yaml; resume with the same config")
+        raise UserError(
+            f"--resume {results_dir}: {diff} differs from the folder's config.yaml; resume with the same config"
+        )
     return given
 
 
@@ -134,7 +136,9 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fedref-ray", description="Federated-learning simulator built around FedRef, on Ray.")
+    parser = argparse.ArgumentParser(
+        prog="fedref-ray", description="Federated-learning simulator built around FedRef, on Ray."
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run one experiment: [CONFIG.yaml] [section.key=value ...]")
     run.add_argument("items", nargs="*", help="an optional config file, then dotted overrides")

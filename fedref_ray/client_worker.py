@@ -17,10 +17,11 @@ from fedref_ray.aggregation import ClientRecord, PartialSum, screen_update
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.flat_model import FlatModel
+from fedref_ray.metrics import EvalCounts
 from fedref_ray.models import build_model
 from fedref_ray.params import Params
 from fedref_ray.system import ClientTask
-from fedref_ray.training import EvalCounts, evaluation_counts, sgd_epochs
+from fedref_ray.training import evaluation_counts, sgd_epochs
 
 
 class ClientWorker:
@@ -116,8 +117,25 @@ class ClientWorker:
         fm = self.flat_model
         fm.load(fm.pack(params))
         return evaluation_counts(
-            fm.model, self.x_test[begin:end], self.y_test[begin:end], self.num_classes, self.cfg.training.eval_batch_size, fm.device
+            fm.model,
+            self.x_test[begin:end],
+            self.y_test[begin:end],
+            self.num_classes,
+            self.cfg.training.eval_batch_size,
+            fm.device,
         )
+
+    def warm_up(self) -> None:
+        """One throwaway step on two samples, so kernel set-up happens at start-up and not in round 1."""
+        if self.data.num_clients == 0 or len(self.data.indices) == 0:
+            return
+        fm = self.flat_model
+        saved = fm.flat.clone()
+        sgd_epochs(
+            fm.model, self.data.x, self.data.y, self.data.indices[:2], self.cfg.training, np.random.default_rng(0)
+        )
+        evaluation_counts(fm.model, self.x_test[:2], self.y_test[:2], self.num_classes, 2, fm.device)
+        fm.load(saved)
 
     def apply_fault(self, task: ClientTask, trained: torch.Tensor) -> torch.Tensor:
         """METHOD.md's unbounded drift: a stale update is the initial model, a noisy one gets Gaussian noise."""

@@ -52,7 +52,12 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.name in DATA_NEEDING_ROOT:
-            _check(self.root is not None, "data.root", self.root, f"data.name={self.name} reads a local copy: set data.root")
+            _check(
+                self.root is not None,
+                "data.root",
+                self.root,
+                f"data.name={self.name} reads a local copy: set data.root",
+            )
             _check(Path(str(self.root)).expanduser().is_dir(), "data.root", self.root, "an existing directory")
         _check(self.seed >= 0, "data.seed", self.seed, "an integer >= 0")
         _check(self.num_train >= 1, "data.num_train", self.num_train, "an integer >= 1")
@@ -249,7 +254,12 @@ class RunConfig:
         _check(self.rounds >= 1, "run.rounds", self.rounds, "an integer >= 1")
         _check(self.clients_per_round >= 1, "run.clients_per_round", self.clients_per_round, "an integer >= 1")
         _check(0 < self.target_accuracy <= 1, "run.target_accuracy", self.target_accuracy, "a number in (0, 1]")
-        _check(self.results_dir != "", "run.results_dir", self.results_dir, "a path, or null for results/<algorithm>-<time>")
+        _check(
+            self.results_dir != "",
+            "run.results_dir",
+            self.results_dir,
+            "a path, or null for results/<algorithm>-<time>",
+        )
         _check(self.checkpoint_every >= 0, "run.checkpoint_every", self.checkpoint_every, "an integer >= 0 (0 = off)")
         _check(self.keep_checkpoints >= 1, "run.keep_checkpoints", self.keep_checkpoints, "an integer >= 1")
 
@@ -399,7 +409,9 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
         path, value = parse_override(text)
         section, key = path.split(".")
         if section not in _SECTION_TYPES:
-            raise UserError(f"unknown config section '{section}' in override '{text}': allowed are {', '.join(_SECTION_TYPES)}")
+            raise UserError(
+                f"unknown config section '{section}' in override '{text}': allowed are {', '.join(_SECTION_TYPES)}"
+            )
         current = merged.get(section) or {}
         if not isinstance(current, dict):
             _fail(section, current, f"a mapping of {section} fields")

@@ -75,3 +75,31 @@ def to_target(rows: list[dict], target: float) -> dict:
                 "samples_to_target": int(row["samples"]),
             }
     return {"rounds_to_target": None, "bytes_to_target": None, "samples_to_target": None}
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """Accuracy, mean cross-entropy and per-class accuracy of one model on one test set."""
+
+    accuracy: float
+    loss: float
+    class_accuracy: list[float]
+
+
+@dataclass(frozen=True)
+class EvalCounts:
+    """Additive evaluation counts of one slice of the test set, so slices can be evaluated in parallel."""
+
+    correct: np.ndarray
+    count: np.ndarray
+    loss_sum: float
+
+
+def summarize(parts: list[EvalCounts]) -> Evaluation:
+    """Merge slice counts (in the given order); classes absent from the test set get accuracy NaN."""
+    correct = sum(p.correct for p in parts)
+    count = sum(p.count for p in parts)
+    loss_sum = sum(p.loss_sum for p in parts)
+    total = int(count.sum())
+    per_class = np.where(count > 0, correct / np.maximum(count, 1), np.nan)
+    return Evaluation(accuracy=float(correct.sum() / total), loss=loss_sum / total, class_accuracy=per_class.tolist())

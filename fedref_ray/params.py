@@ -7,15 +7,20 @@ numpy zero-copy; a torch state_dict would be pickled and copied).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported only where a model is touched: the server actor never loads it
+    import torch
 
 Params = dict[str, np.ndarray]
 
 
 def params_from_model(model: torch.nn.Module) -> Params:
     """Copy the model's floating-point state (parameters and float buffers) to float32 numpy."""
+    import torch
+
     return {
         name: tensor.detach().to("cpu", torch.float32).numpy().copy()
         for name, tensor in model.state_dict().items()
@@ -25,6 +30,8 @@ def params_from_model(model: torch.nn.Module) -> Params:
 
 def load_params(model: torch.nn.Module, params: Mapping[str, np.ndarray]) -> None:
     """Write `params` into the model in place (integer buffers are left as they are)."""
+    import torch
+
     state = model.state_dict()
     with torch.no_grad():
         for name, value in params.items():

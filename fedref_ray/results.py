@@ -46,7 +46,9 @@ def prepare_results_dir(path: str | Path, overwrite: bool) -> Path:
     if out.exists() and not out.is_dir():
         raise UserError(f"run.results_dir='{out}' exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UserError(f"run.results_dir='{out}' is not empty: pass --overwrite to replace it or choose another folder")
+        raise UserError(
+            f"run.results_dir='{out}' is not empty: pass --overwrite to replace it or choose another folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
     return out
 

@@ -17,18 +17,24 @@ from fedref_ray.aggregation import ClientRecord, PartialSum, merge
 from fedref_ray.algorithms import ServerState, build_algorithm
 from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.config import ExperimentConfig
-from fedref_ray.metrics import CostCounter, ForgettingTracker, RoundRecord
+from fedref_ray.metrics import CostCounter, Evaluation, ForgettingTracker, RoundRecord
 from fedref_ray.params import Params, num_bytes
 from fedref_ray.seeding import sample_clients
 from fedref_ray.system import ClientProfiles, ClientTask, plan_round
-from fedref_ray.training import Evaluation
 
 
 class ClientPool(Protocol):
     """Whatever trains the round's clients: one in-process worker, or a pool of Ray actors."""
 
     def train(
-        self, round_: int, start: Params, anchor: Params | None, mu: float, tasks: list[ClientTask], bytes_down: int, bytes_up: int
+        self,
+        round_: int,
+        start: Params,
+        anchor: Params | None,
+        mu: float,
+        tasks: list[ClientTask],
+        bytes_down: int,
+        bytes_up: int,
     ) -> list[PartialSum]: ...
 
     def evaluate(self, params: Params) -> Evaluation: ...
@@ -59,6 +65,10 @@ class Server:
     def params(self) -> Params:
         return self.state.params
 
+    def round_number(self) -> int:
+        """Rounds completed so far."""
+        return self.state.round
+
     def snapshot(self) -> ServerSnapshot:
         """The state a checkpoint needs to continue this run exactly."""
         f, c = self.forgetting, self.costs
@@ -82,9 +92,21 @@ class Server:
         up = self.model_bytes
         sampled = sample_clients(cfg.run.seed, round_, len(self.client_sizes), cfg.run.clients_per_round)
         plan = plan_round(
-            round_, sampled, self.client_sizes, cfg.training.local_epochs, down, up, cfg.system, self.profiles, cfg.run.seed
+            round_,
+            sampled,
+            self.client_sizes,
+            cfg.training.local_epochs,
+            down,
+            up,
+            cfg.system,
+            self.profiles,
+            cfg.run.seed,
         )
-        partials = self.pool.train(round_, self.state.params, anchor, objective.mu, list(plan.tasks), down, up) if plan.tasks else []
+        partials = (
+            self.pool.train(round_, self.state.params, anchor, objective.mu, list(plan.tasks), down, up)
+            if plan.tasks
+            else []
+        )
         aggregate, mean_loss, clients = merge(partials, self.state.params)
         if aggregate is None:  # nobody reported: the global model stays
             self.state = dataclasses.replace(self.state, round=round_)

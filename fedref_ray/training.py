@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from fedref_ray.config import TrainingConfig
+from fedref_ray.metrics import EvalCounts, Evaluation, summarize
 from fedref_ray.params import Params, load_params, params_from_model, writable
 
 
@@ -108,27 +109,14 @@ def local_train(
     return LocalResult(params=params_from_model(model), loss=loss, samples=seen)
 
 
-@dataclass(frozen=True)
-class Evaluation:
-    """Accuracy, mean cross-entropy and per-class accuracy of one model on one test set."""
-
-    accuracy: float
-    loss: float
-    class_accuracy: list[float]
-
-
-@dataclass(frozen=True)
-class EvalCounts:
-    """Additive evaluation counts of one slice of the test set, so slices can be evaluated in parallel."""
-
-    correct: np.ndarray
-    count: np.ndarray
-    loss_sum: float
-
-
 @torch.no_grad()
 def evaluation_counts(
-    model: torch.nn.Module, x: np.ndarray, y: np.ndarray, num_classes: int, batch_size: int, device: torch.device | str = "cpu"
+    model: torch.nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    num_classes: int,
+    batch_size: int,
+    device: torch.device | str = "cpu",
 ) -> EvalCounts:
     """Per-class hits and counts and the summed cross-entropy of the model as it is, on (x, y)."""
     device = torch.device(device)
@@ -143,16 +131,6 @@ def evaluation_counts(
         hit = (logits.argmax(1) == yb).cpu().numpy()
         correct += np.bincount(yb_np[hit], minlength=num_classes)
     return EvalCounts(correct, np.bincount(y, minlength=num_classes).astype(np.int64), loss_sum)
-
-
-def summarize(parts: list[EvalCounts]) -> Evaluation:
-    """Merge slice counts (in the given order); classes absent from the test set get accuracy NaN."""
-    correct = sum(p.correct for p in parts)
-    count = sum(p.count for p in parts)
-    loss_sum = sum(p.loss_sum for p in parts)
-    total = int(count.sum())
-    per_class = np.where(count > 0, correct / np.maximum(count, 1), np.nan)
-    return Evaluation(accuracy=float(correct.sum() / total), loss=loss_sum / total, class_accuracy=per_class.tolist())
 
 
 def evaluate(

@@ -16,4 +16,14 @@ def build_algorithm(cfg: AlgorithmConfig) -> FedAvg:
     return ALGORITHMS[cfg.name](cfg)
 
 
-__all__ = ["ALGORITHMS", "ClientObjective", "FedAvg", "FedOpt", "FedProx", "FedRef", "ServerState", "ServerUpdate", "build_algorithm"]
+__all__ = [
+    "ALGORITHMS",
+    "ClientObjective",
+    "FedAvg",
+    "FedOpt",
+    "FedProx",
+    "FedRef",
+    "ServerState",
+    "ServerUpdate",
+    "build_algorithm",
+]

@@ -15,7 +15,16 @@ from fedref_ray.params import Params
 
 
 def fedopt_step(
-    params: Params, aggregate: Params, m: Params, v: Params, *, optimizer: str, lr: float, beta1: float, beta2: float, tau: float
+    params: Params,
+    aggregate: Params,
+    m: Params,
+    v: Params,
+    *,
+    optimizer: str,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    tau: float,
 ) -> tuple[Params, Params, Params]:
     """One server-optimizer step; returns (new params, new m, new v)."""
     new_params, new_m, new_v = {}, {}, {}

@@ -24,7 +24,9 @@ class FedRef(FedAvg):
 
     def init_state(self, params: Params) -> ServerState:
         history = (params,)
-        return ServerState(round=0, params=params, history=history, reference=reference_model(history, self.cfg.ref_weighting))
+        return ServerState(
+            round=0, params=params, history=history, reference=reference_model(history, self.cfg.ref_weighting)
+        )
 
     def should_fine_tune(self, state: ServerState, mean_loss: float) -> bool:
         """Warm-up (first rho rounds are FedAvg) and the optional drift gate."""

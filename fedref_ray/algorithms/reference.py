@@ -33,8 +33,8 @@ def shrinkage(lam: float, eta_s: float) -> float:
 def fine_tune(aggregate: Params, prior_mean: Params, lam: float, eta_s: float, step: str) -> Params:
     """Minimise ||theta - theta_bar||^2 / (2 eta_s) + lam ||theta - prior_mean||^2.
 
-    `closed_form` returns the exact minimiser (1 - s) theta_bar + s prior_mean; `gradient`
-    takes the reference code's single gradient step from theta_bar, (1 - 2 lam eta_s) theta_bar + 2 lam eta_s prior_mean.
+    `closed_form` returns the exact minimiser (1 - s) theta_bar + s prior_mean; `gradient` takes
+    the reference code's single gradient step, (1 - 2 lam eta_s) theta_bar + 2 lam eta_s prior_mean.
     Both priors of METHOD.md reduce to this with the right `prior_mean`.
     """
     s = shrinkage(lam, eta_s) if step == "closed_form" else 2 * lam * eta_s

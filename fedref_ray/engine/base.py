@@ -50,7 +50,7 @@ class Engine(ABC):
     def restore(self, snapshot: ServerSnapshot) -> None:
         """Continue from a checkpoint."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: the local engine starts nothing
         """Release what the engine started (idempotent)."""
 
     def __enter__(self) -> Engine:

@@ -14,11 +14,10 @@ from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.engine.base import Engine
-from fedref_ray.metrics import RoundRecord
+from fedref_ray.metrics import Evaluation, RoundRecord, summarize
 from fedref_ray.params import Params
 from fedref_ray.server import Server
 from fedref_ray.system import ClientTask
-from fedref_ray.training import Evaluation, summarize
 
 
 class LocalPool:
@@ -28,7 +27,14 @@ class LocalPool:
         self.worker = worker
 
     def train(
-        self, round_: int, start: Params, anchor: Params | None, mu: float, tasks: list[ClientTask], bytes_down: int, bytes_up: int
+        self,
+        round_: int,
+        start: Params,
+        anchor: Params | None,
+        mu: float,
+        tasks: list[ClientTask],
+        bytes_down: int,
+        bytes_up: int,
     ) -> list[PartialSum]:
         return [self.worker.train(round_, start, anchor, mu, tasks, bytes_down, bytes_up)]
 

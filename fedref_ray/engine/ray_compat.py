@@ -50,13 +50,13 @@ def check_resources(cfg: EngineConfig) -> None:
     need_gpu = cfg.num_workers * cfg.gpus_per_worker
     if need_cpu > total.get("CPU", 0) + 1e-9:
         raise UserError(
-            f"engine.num_workers={cfg.num_workers} x engine.cpus_per_worker={cfg.cpus_per_worker} needs {need_cpu:g} CPUs; "
-            f"the Ray cluster has {total.get('CPU', 0):g}"
+            f"engine.num_workers={cfg.num_workers} x engine.cpus_per_worker={cfg.cpus_per_worker} "
+            f"needs {need_cpu:g} CPUs; the Ray cluster has {total.get('CPU', 0):g}"
         )
     if need_gpu > total.get("GPU", 0) + 1e-9:
         raise UserError(
-            f"engine.num_workers={cfg.num_workers} x engine.gpus_per_worker={cfg.gpus_per_worker} needs {need_gpu:g} GPUs; "
-            f"the Ray cluster has {total.get('GPU', 0):g}"
+            f"engine.num_workers={cfg.num_workers} x engine.gpus_per_worker={cfg.gpus_per_worker} "
+            f"needs {need_gpu:g} GPUs; the Ray cluster has {total.get('GPU', 0):g}"
         )
 
 

@@ -22,11 +22,10 @@ from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.engine import ray_compat
 from fedref_ray.engine.base import Engine
-from fedref_ray.metrics import RoundRecord
+from fedref_ray.metrics import Evaluation, RoundRecord, summarize
 from fedref_ray.params import Params
 from fedref_ray.server import Server
 from fedref_ray.system import ClientTask
-from fedref_ray.training import Evaluation, summarize
 
 
 def torch_threads(cfg: EngineConfig) -> int:
@@ -44,6 +43,7 @@ class RayClientWorker(ClientWorker):
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # unset means "all GPUs" to CUDA: hide them explicitly
         torch.set_num_threads(torch_threads(cfg.engine))
         super().__init__(cfg, data, *args, device=select_device(cfg.engine.gpus_per_worker), **kwargs)  # type: ignore[arg-type]
+        self.warm_up()
 
     def node(self) -> str:
         return ray_compat.current_node_id()
@@ -71,7 +71,14 @@ class RayPool:
         self.workers, self.names, self.num_test, self.timeout_s = workers, names, num_test, timeout_s
 
     def train(
-        self, round_: int, start: Params, anchor: Params | None, mu: float, tasks: list[ClientTask], bytes_down: int, bytes_up: int
+        self,
+        round_: int,
+        start: Params,
+        anchor: Params | None,
+        mu: float,
+        tasks: list[ClientTask],
+        bytes_down: int,
+        bytes_up: int,
     ) -> list[PartialSum]:
         start_ref = ray.put(start)
         anchor_ref = ray.put(anchor) if anchor is not None else None
@@ -112,12 +119,18 @@ class RayEngine(Engine):
             ]
             self.workers = workers
             self.actors.extend(workers)
-            self.placement = ray_compat.get_all([w.ready.remote() for w in workers], names, ec.timeout_s, what="worker start")
             server_cls = ray.remote(Server)
             self.server = server_cls.options(**ray_compat.server_options(ec)).remote(
-                cfg, start_ref, arrays.num_classes, data.sizes, RayPool(workers, names, len(arrays.y_test), ec.timeout_s)
+                cfg,
+                start_ref,
+                arrays.num_classes,
+                data.sizes,
+                RayPool(workers, names, len(arrays.y_test), ec.timeout_s),
             )
             self.actors.append(self.server)
+            # every actor starts (and imports torch) at once; wait for all of them before round 1
+            calls = [w.ready.remote() for w in workers] + [self.server.round_number.remote()]
+            self.placement = ray_compat.get_all(calls, [*names, "server"], ec.timeout_s, what="actor start")[:-1]
         except BaseException:
             self.close()
             raise

@@ -13,9 +13,7 @@ def assert_exact_cover(parts: list[np.ndarray], num_samples: int) -> None:
     """Every sample in exactly one client, each client non-empty, sorted int64."""
     assert all(part.dtype == np.int64 and len(part) > 0 for part in parts)
     assert all(np.all(np.diff(part) > 0) for part in parts)
-    np.testing.assert_array_equal(
-        np.sort(np.concatenate(parts)), np.arange(num_samples)
-    )
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(num_samples))
 
 
 def balanced_labels(num_classes: int, per_class: int, seed: int = 0) -> np.ndarray:
@@ -24,9 +22,7 @@ def balanced_labels(num_classes: int, per_class: int, seed: int = 0) -> np.ndarr
     return np.random.default_rng(seed).permutation(labels)
 
 
-def mean_label_entropy(
-    parts: list[np.ndarray], labels: np.ndarray, num_classes: int
-) -> float:
+def mean_label_entropy(parts: list[np.ndarray], labels: np.ndarray, num_classes: int) -> float:
     """Mean over clients of the entropy (nats) of the client's label distribution."""
     entropies = []
     for part in parts:
@@ -113,12 +109,8 @@ def test_fallback_fills_short_clients_when_retries_run_out() -> None:
     labels = balanced_labels(4, 100)
 
     # Execute
-    parts = dirichlet_partition(
-        labels, 200, 0.05, np.random.default_rng(0), max_retries=1
-    )
-    again = dirichlet_partition(
-        labels, 200, 0.05, np.random.default_rng(0), max_retries=1
-    )
+    parts = dirichlet_partition(labels, 200, 0.05, np.random.default_rng(0), max_retries=1)
+    again = dirichlet_partition(labels, 200, 0.05, np.random.default_rng(0), max_retries=1)
 
     # Assert
     assert_exact_cover(parts, len(labels))
@@ -162,9 +154,7 @@ def test_ten_thousand_clients_over_forty_thousand_samples() -> None:
         ({"max_retries": 0}, "partition.max_retries"),
     ],
 )
-def test_dirichlet_rejects_impossible_parameters(
-    kwargs: dict[str, object], field: str
-) -> None:
+def test_dirichlet_rejects_impossible_parameters(kwargs: dict[str, object], field: str) -> None:
     # Prepare
     labels = balanced_labels(2, 5)
     arguments: dict[str, object] = {"num_clients": 2, "alpha": 0.5} | kwargs
@@ -178,6 +168,4 @@ def test_dirichlet_rejects_impossible_parameters(
 def test_dirichlet_rejects_labels_that_are_not_one_dimensional() -> None:
     # Execute / Assert
     with pytest.raises(UserError, match="1-D"):
-        dirichlet_partition(
-            np.zeros((4, 2), dtype=np.int64), 2, 0.5, np.random.default_rng(0)
-        )
+        dirichlet_partition(np.zeros((4, 2), dtype=np.int64), 2, 0.5, np.random.default_rng(0))

@@ -13,18 +13,12 @@ def assert_exact_cover(parts: list[np.ndarray], num_samples: int) -> None:
     """Every sample in exactly one client, each client non-empty, sorted int64."""
     assert all(part.dtype == np.int64 and len(part) > 0 for part in parts)
     assert all(np.all(np.diff(part) > 0) for part in parts)
-    np.testing.assert_array_equal(
-        np.sort(np.concatenate(parts)), np.arange(num_samples)
-    )
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(num_samples))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize(
-    ("num_samples", "num_clients"), [(1, 1), (10, 10), (103, 7), (5000, 64)]
-)
-def test_iid_covers_every_sample_once_with_near_equal_sizes(
-    seed: int, num_samples: int, num_clients: int
-) -> None:
+@pytest.mark.parametrize(("num_samples", "num_clients"), [(1, 1), (10, 10), (103, 7), (5000, 64)])
+def test_iid_covers_every_sample_once_with_near_equal_sizes(seed: int, num_samples: int, num_clients: int) -> None:
     # Prepare
     rng = np.random.default_rng(seed)
 
@@ -75,9 +69,7 @@ def test_partition_names_match_exported_functions() -> None:
     from fedref_ray.data import partition
 
     # Execute
-    functions = [
-        getattr(partition, f"{name}_partition", None) for name in PARTITION_NAMES
-    ]
+    functions = [getattr(partition, f"{name}_partition", None) for name in PARTITION_NAMES]
 
     # Assert
     assert PARTITION_NAMES == ("iid", "dirichlet", "shards", "quantity", "natural")

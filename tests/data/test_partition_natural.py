@@ -13,9 +13,7 @@ def assert_exact_cover(parts: list[np.ndarray], num_samples: int) -> None:
     """Every sample in exactly one client, each client non-empty, sorted int64."""
     assert all(part.dtype == np.int64 and len(part) > 0 for part in parts)
     assert all(np.all(np.diff(part) > 0) for part in parts)
-    np.testing.assert_array_equal(
-        np.sort(np.concatenate(parts)), np.arange(num_samples)
-    )
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(num_samples))
 
 
 def writer_ids(num_writers: int, num_samples: int, seed: int) -> np.ndarray:

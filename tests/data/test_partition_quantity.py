@@ -13,15 +13,11 @@ def assert_exact_cover(parts: list[np.ndarray], num_samples: int) -> None:
     """Every sample in exactly one client, each client non-empty, sorted int64."""
     assert all(part.dtype == np.int64 and len(part) > 0 for part in parts)
     assert all(np.all(np.diff(part) > 0) for part in parts)
-    np.testing.assert_array_equal(
-        np.sort(np.concatenate(parts)), np.arange(num_samples)
-    )
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(num_samples))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize(
-    ("num_samples", "num_clients"), [(1, 1), (10, 10), (11, 10), (10_000, 100)]
-)
+@pytest.mark.parametrize(("num_samples", "num_clients"), [(1, 1), (10, 10), (11, 10), (10_000, 100)])
 def test_quantity_covers_every_sample_once_and_no_client_is_empty(
     seed: int, num_samples: int, num_clients: int
 ) -> None:
@@ -49,9 +45,7 @@ def test_smaller_exponent_gives_heavier_tail() -> None:
     def top_share(exponent: float) -> float:
         shares = []
         for seed in range(10):
-            parts = quantity_partition(
-                20_000, 100, np.random.default_rng(seed), exponent
-            )
+            parts = quantity_partition(20_000, 100, np.random.default_rng(seed), exponent)
             sizes = np.sort([len(part) for part in parts])
             shares.append(sizes[-10:].sum() / 20_000)
         return float(np.mean(shares))

@@ -13,9 +13,7 @@ def assert_exact_cover(parts: list[np.ndarray], num_samples: int) -> None:
     """Every sample in exactly one client, each client non-empty, sorted int64."""
     assert all(part.dtype == np.int64 and len(part) > 0 for part in parts)
     assert all(np.all(np.diff(part) > 0) for part in parts)
-    np.testing.assert_array_equal(
-        np.sort(np.concatenate(parts)), np.arange(num_samples)
-    )
+    np.testing.assert_array_equal(np.sort(np.concatenate(parts)), np.arange(num_samples))
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
@@ -34,9 +32,7 @@ def test_shards_cover_every_sample_once_with_near_equal_sizes(
     labels = np.random.default_rng(seed + 100).integers(0, num_classes, num_samples)
 
     # Execute
-    parts = shards_partition(
-        labels, num_clients, classes_per_client, np.random.default_rng(seed)
-    )
+    parts = shards_partition(labels, num_clients, classes_per_client, np.random.default_rng(seed))
 
     # Assert: each client holds classes_per_client shards whose sizes differ by at most 1
     assert len(parts) == num_clients
@@ -83,15 +79,11 @@ def test_shards_same_seed_same_split_and_other_seed_differs() -> None:
         (5, 0, "partition.classes_per_client"),
     ],
 )
-def test_shards_reject_impossible_parameters(
-    num_clients: int, classes_per_client: int, field: str
-) -> None:
+def test_shards_reject_impossible_parameters(num_clients: int, classes_per_client: int, field: str) -> None:
     # Prepare: 20 samples, so num_clients * classes_per_client must be <= 20
     labels = np.repeat(np.arange(4), 5)
 
     # Execute / Assert
     with pytest.raises(UserError, match=field.replace(".", r"\.")) as caught:
-        shards_partition(
-            labels, num_clients, classes_per_client, np.random.default_rng(0)
-        )
+        shards_partition(labels, num_clients, classes_per_client, np.random.default_rng(0))
     assert "\n" not in str(caught.value)

@@ -116,5 +116,8 @@ def test_noise_faults_hurt_and_stale_faults_pull_back_to_the_initial_model(tmp_p
     arrays, _ = prepare_data(cfg)
     theta0 = initial_params(dataclasses.replace(cfg), arrays.input_shape, arrays.num_classes)
     assert all(np.array_equal(stale.params[k], theta0[k]) for k in theta0)  # every update replaced by theta_0
-    loss = {r: pd.read_parquet(x.results_dir / "rounds.parquet")["test_loss"].iloc[-1] for r, x in [("c", clean), ("n", noisy)]}
+    loss = {
+        r: pd.read_parquet(x.results_dir / "rounds.parquet")["test_loss"].iloc[-1]
+        for r, x in [("c", clean), ("n", noisy)]
+    }
     assert loss["n"] > 2 * loss["c"]  # noise-corrupted updates wreck the global model

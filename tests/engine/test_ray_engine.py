@@ -67,7 +67,13 @@ def test_worker_count_does_not_change_results(tmp_path, ray_session, num_workers
 
 def test_killed_worker_is_restarted_and_the_round_result_is_unchanged(tmp_path, ray_session):
     # Prepare: rounds long enough (~seconds) to kill a worker in the middle of one
-    overrides = ("engine.name=ray", "engine.num_workers=2", "model.hidden=256", "training.local_epochs=30", "run.rounds=2")
+    overrides = (
+        "engine.name=ray",
+        "engine.num_workers=2",
+        "model.hidden=256",
+        "training.local_epochs=30",
+        "run.rounds=2",
+    )
     reference = run_experiment(tiny_config(tmp_path / "clean", *overrides), quiet=True)
     cfg = tiny_config(tmp_path / "faulty", *overrides)
     arrays, data = prepare_data(cfg)

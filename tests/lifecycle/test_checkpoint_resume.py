@@ -28,7 +28,11 @@ BASE = [
 
 def snapshot_tree(folder: Path) -> dict[str, str]:
     """Relative path -> SHA-256 of every file under `folder`."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def cli(*argv: str, env_extra: dict | None = None, **kw) -> subprocess.Popen:
@@ -77,7 +81,9 @@ def test_sigkill_after_a_checkpoint_then_resume_equals_an_uninterrupted_run(tmp_
 def test_sigint_writes_checkpoint_and_partial_results_and_resume_completes(tmp_path):
     # Prepare
     out = tmp_path / "run"
-    proc = cli("run", *BASE, "run.rounds=40", "engine.name=ray", "run.checkpoint_every=0", f"run.results_dir={out}", "--quiet")
+    proc = cli(
+        "run", *BASE, "run.rounds=40", "engine.name=ray", "run.checkpoint_every=0", f"run.results_dir={out}", "--quiet"
+    )
     wait_for(out / "rounds.parquet")
     # Execute
     proc.send_signal(signal.SIGINT)
@@ -155,7 +161,20 @@ def test_checkpoint_with_flipped_bytes_is_refused(capsys, finished_run):
 def test_checkpoint_of_a_different_model_is_refused(capsys, tmp_path, finished_run):
     # Prepare: a run of a wider model; put its checkpoint where finished_run's was
     other = tmp_path / "other"
-    assert main(["run", *BASE, "run.rounds=2", "model.hidden=64", "engine.name=local", f"run.results_dir={other}", "--quiet"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                *BASE,
+                "run.rounds=2",
+                "model.hidden=64",
+                "engine.name=local",
+                f"run.results_dir={other}",
+                "--quiet",
+            ]
+        )
+        == 0
+    )
     mine, theirs = _state(finished_run).parent, _state(other).parent
     import json
 

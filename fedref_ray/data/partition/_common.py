@@ -9,9 +9,7 @@ import numpy as np
 from fedref_ray.errors import UserError
 
 
-def require_int(
-    field: str, value: object, low: int, high: int | None, allowed: str
-) -> int:
+def require_int(field: str, value: object, low: int, high: int | None, allowed: str) -> int:
     """Return `value` as an int, or raise UserError if it is not an integer in [low, high]."""
     ok = isinstance(value, numbers.Integral) and not isinstance(value, bool)
     if ok and int(value) >= low and (high is None or int(value) <= high):
@@ -42,9 +40,7 @@ def as_1d(field: str, values: np.ndarray) -> np.ndarray:
     """Return `values` as a 1-D array, or raise UserError naming `field` if it is not 1-D."""
     array = np.asarray(values)
     if array.ndim != 1:
-        raise UserError(
-            f"{field} has shape {array.shape}: must be a 1-D array, one entry per sample"
-        )
+        raise UserError(f"{field} has shape {array.shape}: must be a 1-D array, one entry per sample")
     return array
 
 

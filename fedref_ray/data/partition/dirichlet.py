@@ -38,14 +38,10 @@ def dirichlet_partition(
     """
     labels = as_1d("partition labels", labels)
     num_samples = len(labels)
-    num_clients = require_int(
-        "partition.num_clients", num_clients, 1, None, "an integer >= 1"
-    )
+    num_clients = require_int("partition.num_clients", num_clients, 1, None, "an integer >= 1")
     alpha = require_positive("partition.alpha", alpha)
     min_size = require_int("partition.min_size", min_size, 1, None, "an integer >= 1")
-    max_retries = require_int(
-        "partition.max_retries", max_retries, 1, None, "an integer >= 1"
-    )
+    max_retries = require_int("partition.max_retries", max_retries, 1, None, "an integer >= 1")
     if num_clients * min_size > num_samples:
         raise UserError(
             f"partition.num_clients={num_clients}: must be at most {num_samples // min_size} "
@@ -56,9 +52,7 @@ def dirichlet_partition(
     best_owner, best_missing, total_short = owner, num_samples + 1, 0
     for attempt in range(1, max_retries + 1):
         for class_indices in classes:
-            owner[class_indices] = _dirichlet_owners(
-                len(class_indices), num_clients, alpha, rng
-            )
+            owner[class_indices] = _dirichlet_owners(len(class_indices), num_clients, alpha, rng)
         shortfall = np.maximum(min_size - np.bincount(owner, minlength=num_clients), 0)
         if not shortfall.any():
             return split_by_owner(owner, num_clients)
@@ -67,14 +61,10 @@ def dirichlet_partition(
         total_short += int(np.count_nonzero(shortfall))
         if (max_retries - attempt) * np.exp(-total_short / attempt) < _HOPELESS:
             break
-    return split_by_owner(
-        _fill_small_clients(best_owner, num_clients, min_size), num_clients
-    )
+    return split_by_owner(_fill_small_clients(best_owner, num_clients, min_size), num_clients)
 
 
-def _shuffled_class_indices(
-    labels: np.ndarray, rng: np.random.Generator
-) -> list[np.ndarray]:
+def _shuffled_class_indices(labels: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
     """Group the sample indices by label, each group in random order."""
     _, inverse = np.unique(labels, return_inverse=True)
     order = np.argsort(inverse, kind="stable")
@@ -82,22 +72,16 @@ def _shuffled_class_indices(
     return [rng.permutation(group) for group in np.split(order, np.cumsum(counts)[:-1])]
 
 
-def _dirichlet_owners(
-    class_size: int, num_clients: int, alpha: float, rng: np.random.Generator
-) -> np.ndarray:
+def _dirichlet_owners(class_size: int, num_clients: int, alpha: float, rng: np.random.Generator) -> np.ndarray:
     """Assign one class's (already shuffled) samples to clients in Dir(alpha) proportions."""
     proportions = rng.dirichlet(np.full(num_clients, alpha))
-    bounds = np.minimum(
-        (np.cumsum(proportions) * class_size).astype(np.int64), class_size
-    )
+    bounds = np.minimum((np.cumsum(proportions) * class_size).astype(np.int64), class_size)
     bounds[-1] = class_size
     counts = np.diff(bounds, prepend=0)
     return np.repeat(np.arange(num_clients, dtype=np.int64), counts)
 
 
-def _fill_small_clients(
-    owner: np.ndarray, num_clients: int, min_size: int
-) -> np.ndarray:
+def _fill_small_clients(owner: np.ndarray, num_clients: int, min_size: int) -> np.ndarray:
     """Move samples one at a time from the currently largest client to clients below min_size.
 
     Deterministic: ties go to the lower client id, a donor gives up its highest sample
@@ -105,11 +89,7 @@ def _fill_small_clients(
     """
     sizes = np.bincount(owner, minlength=num_clients)
     deficits = np.maximum(min_size - sizes, 0)
-    heap = [
-        (-int(size), int(client))
-        for client, size in enumerate(sizes)
-        if size > min_size
-    ]
+    heap = [(-int(size), int(client)) for client, size in enumerate(sizes) if size > min_size]
     heapq.heapify(heap)
     taken = np.zeros(num_clients, dtype=np.int64)
     for _ in range(int(deficits.sum())):
@@ -121,9 +101,7 @@ def _fill_small_clients(
     ends = np.cumsum(sizes)
     donors = np.flatnonzero(taken)
     starts = np.repeat(ends[donors] - taken[donors], taken[donors])
-    offsets = np.arange(len(starts)) - np.repeat(
-        np.cumsum(taken[donors]) - taken[donors], taken[donors]
-    )
+    offsets = np.arange(len(starts)) - np.repeat(np.cumsum(taken[donors]) - taken[donors], taken[donors])
     moved = order[starts + offsets]
     repaired = owner.copy()
     repaired[moved] = np.repeat(np.arange(num_clients, dtype=np.int64), deficits)

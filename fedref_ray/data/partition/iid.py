@@ -11,16 +11,12 @@ from fedref_ray.data.partition._common import (
 )
 
 
-def iid_partition(
-    num_samples: int, num_clients: int, rng: np.random.Generator
-) -> list[np.ndarray]:
+def iid_partition(num_samples: int, num_clients: int, rng: np.random.Generator) -> list[np.ndarray]:
     """Shuffle the sample indices and deal them out so client sizes differ by at most one.
 
     This is the homogeneous baseline against which the skewed partitions are compared.
     """
-    num_samples = require_int(
-        "partition.num_samples", num_samples, 1, None, "an integer >= 1"
-    )
+    num_samples = require_int("partition.num_samples", num_samples, 1, None, "an integer >= 1")
     num_clients = require_num_clients(num_clients, num_samples)
     base, extra = divmod(num_samples, num_clients)
     sizes = np.full(num_clients, base, dtype=np.int64)

@@ -8,9 +8,7 @@ from fedref_ray.data.partition._common import as_1d, require_int, split_by_owner
 from fedref_ray.errors import UserError
 
 
-def natural_partition(
-    client_ids: np.ndarray, num_clients: int | None, rng: np.random.Generator
-) -> list[np.ndarray]:
+def natural_partition(client_ids: np.ndarray, num_clients: int | None, rng: np.random.Generator) -> list[np.ndarray]:
     """Group samples by their natural client id, keeping every natural client whole.
 
     With num_clients None every natural client is used (in sorted id order). With fewer,
@@ -19,9 +17,7 @@ def natural_partition(
     """
     client_ids = as_1d("partition client_ids", client_ids)
     if len(client_ids) == 0:
-        raise UserError(
-            "partition client_ids is empty: the dataset needs natural client ids"
-        )
+        raise UserError("partition client_ids is empty: the dataset needs natural client ids")
     _, natural_of_sample = np.unique(client_ids, return_inverse=True)
     num_natural = int(natural_of_sample.max()) + 1
     if num_clients is None:

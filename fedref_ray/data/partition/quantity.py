@@ -20,9 +20,7 @@ def quantity_partition(
     Smaller exponents give heavier tails (a few very large clients); every client keeps
     at least one sample, and labels stay IID so only the amount of data differs.
     """
-    num_samples = require_int(
-        "partition.num_samples", num_samples, 1, None, "an integer >= 1"
-    )
+    num_samples = require_int("partition.num_samples", num_samples, 1, None, "an integer >= 1")
     num_clients = require_num_clients(num_clients, num_samples)
     exponent = require_positive("partition.exponent", exponent)
     weights = rng.pareto(exponent, size=num_clients) + 1.0

@@ -43,9 +43,7 @@ def shards_partition(
     shard_sizes[:extra] += 1
     shard_of_sample = np.repeat(np.arange(num_shards, dtype=np.int64), shard_sizes)
     client_of_shard = np.empty(num_shards, dtype=np.int64)
-    client_of_shard[rng.permutation(num_shards)] = (
-        np.arange(num_shards) // classes_per_client
-    )
+    client_of_shard[rng.permutation(num_shards)] = np.arange(num_shards) // classes_per_client
     owner = np.empty(num_samples, dtype=np.int64)
     owner[by_label] = client_of_shard[shard_of_sample]
     return split_by_owner(owner, num_clients)
