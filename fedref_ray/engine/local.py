@@ -47,6 +47,7 @@ class LocalEngine(Engine):
 
     def __init__(self, cfg: ExperimentConfig, arrays: DatasetArrays, data: FederatedData, start: Params) -> None:
         super().__init__(cfg, arrays, data, start)
+        self.previous_threads = torch.get_num_threads()
         if cfg.engine.torch_threads is not None:
             torch.set_num_threads(cfg.engine.torch_threads)
         worker = ClientWorker(cfg, data, arrays.input_shape, arrays.num_classes, start, (arrays.x_test, arrays.y_test))
@@ -57,6 +58,9 @@ class LocalEngine(Engine):
 
     def params(self) -> Params:
         return self.server.params()
+
+    def close(self) -> None:
+        torch.set_num_threads(self.previous_threads)  # engine.torch_threads applies to this run only
 
     def snapshot(self) -> ServerSnapshot:
         return self.server.snapshot()
