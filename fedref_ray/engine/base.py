@@ -7,21 +7,22 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 
-import torch
-
 from fedref_ray.aggregation import ClientRecord
 from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.metrics import RoundRecord
-from fedref_ray.models import build_model
 from fedref_ray.params import Params, params_from_model
 from fedref_ray.seeding import derive_seed
 
 
 def initial_params(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_classes: int) -> Params:
     """theta_0: the model's initial weights, seeded from the run seed without touching torch's global RNG."""
+    import torch  # not at module level: the server actor imports this package and never needs torch
+
+    from fedref_ray.models import build_model
+
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(derive_seed(cfg.run.seed, "init"))
         model = build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden)

@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import os
 
-import numpy as np
 import ray
 
-from fedref_ray.aggregation import ClientRecord, PartialSum
+from fedref_ray.aggregation import ClientRecord
 from fedref_ray.checkpoint import ServerSnapshot
 from fedref_ray.client_worker import ClientWorker, select_device
 from fedref_ray.config import EngineConfig, ExperimentConfig
@@ -22,10 +21,10 @@ from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.engine import ray_compat
 from fedref_ray.engine.base import Engine
-from fedref_ray.metrics import Evaluation, RoundRecord, summarize
+from fedref_ray.engine.ray_pool import RayPool
+from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.server import Server
-from fedref_ray.system import ClientTask
 
 
 def torch_threads(cfg: EngineConfig) -> int:
@@ -51,50 +50,6 @@ class RayClientWorker(ClientWorker):
     def ready(self) -> dict[str, object]:
         """Where the actor runs (node id, device, pid): answered once it is placed and built."""
         return {"name": self.name, "node": self.node(), "device": self.device, "pid": os.getpid()}
-
-
-def balance(tasks: list[ClientTask], num_bins: int) -> list[list[ClientTask]]:
-    """Deal tasks to workers by sample count, largest first to the least-loaded worker (deterministic)."""
-    bins: list[list[ClientTask]] = [[] for _ in range(num_bins)]
-    load = np.zeros(num_bins)
-    for task in sorted(tasks, key=lambda t: (-t.num_samples, t.client_id)):
-        i = int(np.argmin(load))
-        bins[i].append(task)
-        load[i] += task.num_samples
-    return bins
-
-
-class RayPool:
-    """The client pool on Ray actors; waits are bounded by `timeout_s` and end in an error naming who did not answer."""
-
-    def __init__(self, workers: list, names: list[str], num_test: int, timeout_s: float) -> None:
-        self.workers, self.names, self.num_test, self.timeout_s = workers, names, num_test, timeout_s
-
-    def train(
-        self,
-        round_: int,
-        start: Params,
-        anchor: Params | None,
-        mu: float,
-        tasks: list[ClientTask],
-        bytes_down: int,
-        bytes_up: int,
-    ) -> list[PartialSum]:
-        start_ref = ray.put(start)
-        anchor_ref = ray.put(anchor) if anchor is not None else None
-        calls, names = [], []
-        for worker, name, share in zip(self.workers, self.names, balance(tasks, len(self.workers))):
-            if share:
-                calls.append(worker.train.remote(round_, start_ref, anchor_ref, mu, share, bytes_down, bytes_up))
-                names.append(name)
-        return ray_compat.get_all(calls, names, self.timeout_s, what=f"round {round_}")
-
-    def evaluate(self, params: Params) -> Evaluation:
-        """Every worker evaluates a contiguous slice of the test set; counts are merged in worker order."""
-        ref = ray.put(params)
-        bounds = np.linspace(0, self.num_test, len(self.workers) + 1).astype(int)
-        calls = [w.evaluate.remote(ref, int(lo), int(hi)) for w, lo, hi in zip(self.workers, bounds[:-1], bounds[1:])]
-        return summarize(ray_compat.get_all(calls, self.names, self.timeout_s, what="evaluation"))
 
 
 class RayEngine(Engine):

@@ -1,0 +1,60 @@
+"""The client pool on Ray actors, as the server actor sees it.
+
+Kept free of torch imports: the server actor unpickles this class, and it never
+touches a model, so it starts without paying torch's import.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import ray
+
+from fedref_ray.aggregation import PartialSum
+from fedref_ray.engine import ray_compat
+from fedref_ray.metrics import Evaluation, summarize
+from fedref_ray.params import Params
+from fedref_ray.system import ClientTask
+
+
+def balance(tasks: list[ClientTask], num_bins: int) -> list[list[ClientTask]]:
+    """Deal tasks to workers by sample count, largest first to the least-loaded worker (deterministic)."""
+    bins: list[list[ClientTask]] = [[] for _ in range(num_bins)]
+    load = np.zeros(num_bins)
+    for task in sorted(tasks, key=lambda t: (-t.num_samples, t.client_id)):
+        i = int(np.argmin(load))
+        bins[i].append(task)
+        load[i] += task.num_samples
+    return bins
+
+
+class RayPool:
+    """The client pool on Ray actors; waits are bounded by `timeout_s` and end in an error naming who did not answer."""
+
+    def __init__(self, workers: list, names: list[str], num_test: int, timeout_s: float) -> None:
+        self.workers, self.names, self.num_test, self.timeout_s = workers, names, num_test, timeout_s
+
+    def train(
+        self,
+        round_: int,
+        start: Params,
+        anchor: Params | None,
+        mu: float,
+        tasks: list[ClientTask],
+        bytes_down: int,
+        bytes_up: int,
+    ) -> list[PartialSum]:
+        start_ref = ray.put(start)
+        anchor_ref = ray.put(anchor) if anchor is not None else None
+        calls, names = [], []
+        for worker, name, share in zip(self.workers, self.names, balance(tasks, len(self.workers))):
+            if share:
+                calls.append(worker.train.remote(round_, start_ref, anchor_ref, mu, share, bytes_down, bytes_up))
+                names.append(name)
+        return ray_compat.get_all(calls, names, self.timeout_s, what=f"round {round_}")
+
+    def evaluate(self, params: Params) -> Evaluation:
+        """Every worker evaluates a contiguous slice of the test set; counts are merged in worker order."""
+        ref = ray.put(params)
+        bounds = np.linspace(0, self.num_test, len(self.workers) + 1).astype(int)
+        calls = [w.evaluate.remote(ref, int(lo), int(hi)) for w, lo, hi in zip(self.workers, bounds[:-1], bounds[1:])]
+        return summarize(ray_compat.get_all(calls, self.names, self.timeout_s, what="evaluation"))
