@@ -29,11 +29,12 @@ def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | 
         return None
     if clip_norm is None:
         return client
-    delta = client.double() - start.double()
+    start64 = start.double()
+    delta = client.double() - start64
     norm = float(torch.linalg.vector_norm(delta))
     if norm <= clip_norm:
         return client
-    return (start.double() + delta * (clip_norm / norm)).float()
+    return (start64 + delta * (clip_norm / norm)).float()
 
 
 @dataclass(frozen=True)

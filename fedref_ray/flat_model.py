@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from fedref_ray.params import Params, writable
+from fedref_ray.params import Params
 
 
 class FlatModel:
@@ -40,7 +40,7 @@ class FlatModel:
 
     def pack(self, params: Mapping[str, np.ndarray]) -> torch.Tensor:
         """Params (dict of arrays) to a flat float32 tensor on this model's device."""
-        host = np.concatenate([writable(np.asarray(params[k], np.float32)).reshape(-1) for k in self.names])
+        host = np.concatenate([np.asarray(params[k], np.float32).reshape(-1) for k in self.names])  # a fresh copy
         return torch.from_numpy(host).to(self.device)
 
     def unpack(self, flat: torch.Tensor) -> Params:

@@ -76,10 +76,6 @@ def to_float32(params: Mapping[str, np.ndarray]) -> Params:
     return {k: np.asarray(v, dtype=np.float32) for k, v in params.items()}
 
 
-def is_finite(params: Mapping[str, np.ndarray]) -> bool:
-    return all(bool(np.isfinite(v).all()) for v in params.values())
-
-
 def global_norm(params: Mapping[str, np.ndarray]) -> float:
     return float(np.sqrt(sum(float(np.sum(np.square(v, dtype=np.float64))) for v in params.values())))
 
