@@ -14,7 +14,7 @@ Axes:
 - grid: synthetic data (one client per synthetic user, <= 20 samples each, natural partition),
   logreg, total clients 100 / 1,000 / 10,000 / 100,000 x per round 10 / 100 / 1,000 (per round
   <= total) x 1 and 2 workers.
-- models: mnist5k (Dirichlet 0.5), 1,000 clients, 100 per round, logreg / mlp / femnist_cnn, 2 workers.
+- models: mnist5k (Dirichlet 0.5), 1,000 clients, 100 per round, logreg / mlp / femnist_cnn / resnet18, 2 workers.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ COLUMNS = (
 
 TOTALS = (100, 1_000, 10_000, 100_000)
 PER_ROUND = (10, 100, 1_000)
-MODELS = ("logreg", "mlp", "femnist_cnn")
+MODELS = ("logreg", "mlp", "femnist_cnn", "resnet18")
 
 
 def grid_configs(workers: list[int], totals: list[int]) -> list[dict]:
