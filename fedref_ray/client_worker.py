@@ -20,7 +20,7 @@ from fedref_ray.flat_model import FlatModel
 from fedref_ray.metrics import EvalCounts
 from fedref_ray.models import build_model
 from fedref_ray.params import Params
-from fedref_ray.system import ClientTask
+from fedref_ray.system import ClientTask, RoundWork
 from fedref_ray.training import evaluation_counts, sgd_epochs
 
 
@@ -51,23 +51,14 @@ class ClientWorker:
         """Where this worker runs; the Ray engine reports the node id."""
         return "local"
 
-    def train(
-        self,
-        round_: int,
-        start: Params,
-        anchor: Params | None,
-        mu: float,
-        tasks: Sequence[ClientTask],
-        bytes_down: int,
-        bytes_up: int,
-    ) -> PartialSum:
+    def train(self, work: RoundWork, start: Params, anchor: Params | None, tasks: Sequence[ClientTask]) -> PartialSum:
         """Train every task from `start` and reduce the accepted updates to sum_k n_k (theta_k - start).
 
         Summing updates rather than models keeps float32 rounding relative to the update's size.
         """
         fm, node = self.flat_model, self.node()
         start_flat = fm.pack(start)
-        anchor_views = fm.named_views(fm.pack(anchor) if anchor is not None else start_flat) if mu > 0 else None
+        anchor_views = fm.named_views(fm.pack(anchor) if anchor is not None else start_flat) if work.mu > 0 else None
         total = torch.zeros(fm.size, dtype=torch.float32, device=fm.device)
         delta = torch.empty_like(total)
         partial = PartialSum()
@@ -81,7 +72,7 @@ class ClientWorker:
                 self.data.client_indices(task.client_id),
                 self.cfg.training,
                 np.random.default_rng(task.train_seed),
-                mu=mu,
+                mu=work.mu,
                 anchor=anchor_views,
                 max_samples=task.max_samples,
                 device=fm.device,
@@ -94,14 +85,14 @@ class ClientWorker:
                 partial.loss_sum += task.num_samples * loss
             partial.records.append(
                 ClientRecord(
-                    round=round_,
+                    round=work.round,
                     client_id=task.client_id,
                     samples=task.num_samples,
                     processed=processed,
                     loss=loss,
                     seconds=time.perf_counter() - began,
-                    bytes_down=bytes_down,
-                    bytes_up=bytes_up,
+                    bytes_down=work.bytes_down,
+                    bytes_up=work.bytes_up,
                     fault=task.fault,
                     rejected=accepted is None,
                     worker=self.name,

@@ -20,22 +20,15 @@ from fedref_ray.config import ExperimentConfig
 from fedref_ray.metrics import CostCounter, Evaluation, ForgettingTracker, RoundRecord
 from fedref_ray.params import Params, num_bytes
 from fedref_ray.seeding import sample_clients
-from fedref_ray.system import ClientProfiles, ClientTask, plan_round
+from fedref_ray.system import ClientProfiles, ClientTask, RoundWork, plan_round
 
 
 class ClientPool(Protocol):
     """Whatever trains the round's clients: one in-process worker, or a pool of Ray actors."""
 
-    def train(
-        self,
-        round_: int,
-        start: Params,
-        anchor: Params | None,
-        mu: float,
-        tasks: list[ClientTask],
-        bytes_down: int,
-        bytes_up: int,
-    ) -> list[PartialSum]: ...
+    def train(self, work: RoundWork, start: Params, anchor: Params | None, tasks: list[ClientTask]) -> list[PartialSum]:
+        """Train `tasks` from `start` (toward `anchor` when work.mu > 0): one partial sum per worker."""
+        ...
 
     def evaluate(self, params: Params) -> Evaluation: ...
 
@@ -103,7 +96,7 @@ class Server:
             cfg.run.seed,
         )
         partials = (
-            self.pool.train(round_, self.state.params, anchor, objective.mu, list(plan.tasks), down, up)
+            self.pool.train(RoundWork(round_, objective.mu, down, up), self.state.params, anchor, list(plan.tasks))
             if plan.tasks
             else []
         )

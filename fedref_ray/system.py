@@ -50,6 +50,16 @@ class ClientTask:
 
 
 @dataclass(frozen=True)
+class RoundWork:
+    """What all of a round's clients share besides the models: the round, the proximal mu, each client's traffic."""
+
+    round: int
+    mu: float
+    bytes_down: int
+    bytes_up: int
+
+
+@dataclass(frozen=True)
 class RoundPlan:
     """The tasks to run, the clients that never answered, and the simulated duration of the round."""
 

@@ -17,7 +17,7 @@ from fedref_ray.engine.base import Engine
 from fedref_ray.metrics import Evaluation, RoundRecord, summarize
 from fedref_ray.params import Params
 from fedref_ray.server import Server
-from fedref_ray.system import ClientTask
+from fedref_ray.system import ClientTask, RoundWork
 
 
 class LocalPool:
@@ -26,17 +26,8 @@ class LocalPool:
     def __init__(self, worker: ClientWorker) -> None:
         self.worker = worker
 
-    def train(
-        self,
-        round_: int,
-        start: Params,
-        anchor: Params | None,
-        mu: float,
-        tasks: list[ClientTask],
-        bytes_down: int,
-        bytes_up: int,
-    ) -> list[PartialSum]:
-        return [self.worker.train(round_, start, anchor, mu, tasks, bytes_down, bytes_up)]
+    def train(self, work: RoundWork, start: Params, anchor: Params | None, tasks: list[ClientTask]) -> list[PartialSum]:
+        return [self.worker.train(work, start, anchor, tasks)]
 
     def evaluate(self, params: Params) -> Evaluation:
         return summarize([self.worker.evaluate(params, 0, len(self.worker.y_test))])

@@ -13,7 +13,7 @@ from fedref_ray.aggregation import PartialSum
 from fedref_ray.engine import ray_compat
 from fedref_ray.metrics import Evaluation, summarize
 from fedref_ray.params import Params
-from fedref_ray.system import ClientTask
+from fedref_ray.system import ClientTask, RoundWork
 
 
 def balance(tasks: list[ClientTask], num_bins: int) -> list[list[ClientTask]]:
@@ -33,24 +33,15 @@ class RayPool:
     def __init__(self, workers: list, names: list[str], num_test: int, timeout_s: float) -> None:
         self.workers, self.names, self.num_test, self.timeout_s = workers, names, num_test, timeout_s
 
-    def train(
-        self,
-        round_: int,
-        start: Params,
-        anchor: Params | None,
-        mu: float,
-        tasks: list[ClientTask],
-        bytes_down: int,
-        bytes_up: int,
-    ) -> list[PartialSum]:
+    def train(self, work: RoundWork, start: Params, anchor: Params | None, tasks: list[ClientTask]) -> list[PartialSum]:
         start_ref = ray.put(start)
         anchor_ref = ray.put(anchor) if anchor is not None else None
         calls, names = [], []
         for worker, name, share in zip(self.workers, self.names, balance(tasks, len(self.workers))):
             if share:
-                calls.append(worker.train.remote(round_, start_ref, anchor_ref, mu, share, bytes_down, bytes_up))
+                calls.append(worker.train.remote(work, start_ref, anchor_ref, share))
                 names.append(name)
-        return ray_compat.get_all(calls, names, self.timeout_s, what=f"round {round_}")
+        return ray_compat.get_all(calls, names, self.timeout_s, what=f"round {work.round}")
 
     def evaluate(self, params: Params) -> Evaluation:
         """Every worker evaluates a contiguous slice of the test set; counts are merged in worker order."""
