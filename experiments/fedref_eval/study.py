@@ -32,6 +32,15 @@ COEFFICIENTS = {
 }
 DATASET_FIELDS = ("data.name", "model.name", "run.target_accuracy")
 CELL_FIELDS = ("partition.alpha", "system.faulty_fraction")
+# What tells one algorithm setting from another, in every stage.
+SETTING_FIELDS = (
+    "algorithm.name",
+    "algorithm.mu",
+    "algorithm.lam",
+    "algorithm.server_lr",
+    "algorithm.gate_delta",
+    "training.lr",
+)
 # Columns a committed results table keeps (the run folders and wall-clock stamps stay out).
 DROP_COLUMNS = ("results_dir", "started_at", "reported_at")
 
@@ -45,7 +54,7 @@ def tuning_scores(trials: pd.DataFrame) -> pd.DataFrame:
     """Mean (over seeds) final test accuracy of every tuning point; a diverged run (NaN) scores 0."""
     last = final_rows(trials).copy()
     last["test_accuracy"] = last["test_accuracy"].fillna(0.0)
-    keys = ["data.name", "algorithm.name", "algorithm.mu", "algorithm.lam", "algorithm.server_lr", "training.lr"]
+    keys = ["data.name", *(f for f in SETTING_FIELDS if f in last.columns)]
     scores = last.groupby(keys, dropna=False).agg(score=("test_accuracy", "mean"), seeds=("run.seed", "nunique"))
     return scores.reset_index().sort_values(keys).reset_index(drop=True)
 
@@ -80,10 +89,11 @@ def eval_space(settings: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def slim(trials: pd.DataFrame) -> pd.DataFrame:
-    """A sweep's trials table as committed: no machine paths or clock stamps, rows in a fixed order."""
+    """A sweep's trials table as committed: no machine paths or clock stamps, rows sorted by every parameter
+    (Tune's own trial order varies from run to run)."""
     table = trials.drop(columns=[c for c in DROP_COLUMNS if c in trials.columns])
-    keys = [c for c in (*DATASET_FIELDS, "algorithm.name", *CELL_FIELDS, "training.lr") if c in table.columns]
-    return table.sort_values([*keys, "run.seed", "round"], kind="stable").reset_index(drop=True)
+    keys = [c for c in (*DATASET_FIELDS, *SETTING_FIELDS, *CELL_FIELDS, "run.seed", "round") if c in table.columns]
+    return table.sort_values(keys, kind="stable").reset_index(drop=True)
 
 
 def _to_target(run: pd.DataFrame, target: float) -> tuple[float, float, float]:
