@@ -2,7 +2,7 @@
 
 Stage 1 (tune.yaml) scores every tuning point by its final test accuracy averaged over the tuning
 seeds; `select_tuned` keeps the best point per dataset and algorithm, and `eval_space` turns those
-into the `setting` dimension of stage 2 (eval.yaml). `run_summaries` reduces each evaluation run to
+into the `setting` dimension of stages 2 and 3 (eval.yaml). `run_summaries` reduces each run to
 the numbers the report tabulates.
 """
 
@@ -66,7 +66,7 @@ def _plain(value: Any) -> Any:
 def select_tuned(trials: pd.DataFrame, datasets: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """One setting per dataset x algorithm: the dataset's fields plus the best-scoring coefficients and lr.
 
-    Ties go to the smallest learning rate, then the smallest coefficients (the sort order).
+    Ties go to the smallest coefficients, then the smallest learning rate (the sort order of `tuning_scores`).
     """
     scores = tuning_scores(trials)
     settings = []
