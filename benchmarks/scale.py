@@ -46,7 +46,7 @@ MIB = 1024 * 1024
 GROUPS = (
     ("ray::RayClientWorker", "client-worker actors"),
     ("ray::Server", "server actor"),
-    ("ray::Server", "server actor"),
+    ("ray::SharedInputs", "shared-inputs actor"),
     ("ray::IDLE", "idle Ray workers"),
     ("ray::", "other ray:: processes"),
     ("raylet", "raylet (+ object store)"),

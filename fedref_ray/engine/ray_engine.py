@@ -10,6 +10,7 @@ that depends on this Ray version lives in `ray_compat`.
 from __future__ import annotations
 
 import os
+import uuid
 
 import ray
 
@@ -19,9 +20,10 @@ from fedref_ray.client_worker import ClientWorker, select_device
 from fedref_ray.config import EngineConfig, ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
-from fedref_ray.engine import ray_compat
+from fedref_ray.engine import ray_compat, shared_inputs
 from fedref_ray.engine.base import Engine
 from fedref_ray.engine.ray_pool import RayPool
+from fedref_ray.engine.shared_inputs import SharedInputs
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.server import Server
@@ -35,13 +37,18 @@ def torch_threads(cfg: EngineConfig) -> int:
 class RayClientWorker(ClientWorker):
     """A ClientWorker inside an actor: pins its torch threads, hides GPUs it did not ask for, reports its node."""
 
-    def __init__(self, cfg: ExperimentConfig, data: FederatedData, *args: object, **kwargs: object) -> None:
+    def __init__(
+        self, cfg: ExperimentConfig, inputs: str, input_shape: tuple[int, ...], num_classes: int, name: str
+    ) -> None:
+        """`inputs` names the SharedInputs actor holding (federated data, initial model, test set)."""
         import torch
 
         if cfg.engine.gpus_per_worker == 0:
             os.environ["CUDA_VISIBLE_DEVICES"] = ""  # unset means "all GPUs" to CUDA: hide them explicitly
         torch.set_num_threads(torch_threads(cfg.engine))
-        super().__init__(cfg, data, *args, device=select_device(cfg.engine.gpus_per_worker), **kwargs)  # type: ignore[arg-type]
+        data, start, test = shared_inputs.fetch(inputs, cfg.engine.timeout_s)
+        device = select_device(cfg.engine.gpus_per_worker)
+        super().__init__(cfg, data, input_shape, num_classes, start, test, name=name, device=device)
         self.warm_up()
 
     def node(self) -> str:
@@ -63,12 +70,14 @@ class RayEngine(Engine):
         try:
             ray_compat.check_resources(ec)
             data_ref, start_ref, test_ref = ray.put(data), ray.put(start), ray.put((arrays.x_test, arrays.y_test))
-            self.pinned = (data_ref, start_ref, test_ref)  # restarted workers rebuild from these: keep them in scope
+            inputs = f"fedref-inputs-{uuid.uuid4().hex}"  # restarted workers fetch the refs again from this actor
+            holder = ray.remote(SharedInputs).options(name=inputs, **ray_compat.server_options(ec))
+            self.actors.append(holder.remote([data_ref, start_ref, test_ref]))
             worker_cls = ray.remote(RayClientWorker)
             names = [f"worker-{i}" for i in range(ec.num_workers)]
             workers = [
                 worker_cls.options(**ray_compat.worker_options(ec)).remote(
-                    cfg, data_ref, arrays.input_shape, arrays.num_classes, start_ref, test_ref, name=name
+                    cfg, inputs, arrays.input_shape, arrays.num_classes, name
                 )
                 for name in names
             ]
