@@ -27,9 +27,9 @@ def cell_label(alpha: float, faulty: float) -> str:
     return f"alpha {alpha:g}" + (f", {faulty:.0%} faulty" if faulty > 0 else "")
 
 
-def _cells(summaries: pd.DataFrame) -> list[tuple[float, float]]:
+def _cells(frame: pd.DataFrame) -> list[tuple[float, float]]:
     """Cells in study order: the clean alphas, then the faulty fractions."""
-    pairs = summaries[list(study.CELL_FIELDS)].drop_duplicates().itertuples(index=False, name=None)
+    pairs = frame[list(study.CELL_FIELDS)].drop_duplicates().itertuples(index=False, name=None)
     return sorted(pairs, key=lambda p: (p[1], p[0]))
 
 
@@ -183,10 +183,7 @@ def curves(trials: pd.DataFrame, metric: str, ylabel: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     datasets = sorted(trials["data.name"].unique())
-    cells = sorted(
-        trials[list(study.CELL_FIELDS)].drop_duplicates().itertuples(index=False, name=None),
-        key=lambda p: (p[1], p[0]),
-    )
+    cells = _cells(trials)
     fig, axes = plt.subplots(len(datasets), len(cells), figsize=(2.2 * len(cells), 2.0 * len(datasets)), squeeze=False)
     for i, dataset in enumerate(datasets):
         for j, (alpha, faulty) in enumerate(cells):

@@ -62,17 +62,14 @@ def _save_table(sweep_dir: Path, dest: Path) -> pd.DataFrame:
     return table
 
 
-def _datasets() -> list[dict]:
-    """The `dataset` dimension of tune.yaml: each dataset with its model and target accuracy."""
-    spec = load_sweep(study.HERE / "tune.yaml")
-    return [dict(v) for d in spec.space if d.name == "dataset" for v in d.values]
-
-
 def tune_stage(redo: bool) -> float:
     began = time.perf_counter()
-    outcome = _sweep(lambda: load_sweep(study.HERE / "tune.yaml"), SWEEPS / "tune", redo)
+    spec = load_sweep(study.HERE / "tune.yaml")
+    outcome = _sweep(lambda: spec, SWEEPS / "tune", redo)
     table = _save_table(outcome.sweep_dir, study.TUNE_TRIALS)
-    settings = study.select_tuned(table, _datasets())
+    # tune.yaml's `dataset` dimension: each dataset with its model and target accuracy
+    datasets = [dict(v) for d in spec.space if d.name == "dataset" for v in d.values]
+    settings = study.select_tuned(table, datasets)
     atomic_write(study.TUNED, lambda tmp: Path(tmp).write_text(json.dumps(settings, indent=2) + "\n"))
     print(f"tune: {outcome.trials} trials; chosen settings in {study.TUNED}", flush=True)
     return time.perf_counter() - began

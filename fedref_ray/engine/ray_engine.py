@@ -23,7 +23,6 @@ from fedref_ray.data.federated import FederatedData
 from fedref_ray.engine import ray_compat, shared_inputs
 from fedref_ray.engine.base import Engine
 from fedref_ray.engine.ray_pool import RayPool
-from fedref_ray.engine.shared_inputs import SharedInputs
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.server import Server
@@ -71,7 +70,7 @@ class RayEngine(Engine):
             ray_compat.check_resources(ec)
             data_ref, start_ref, test_ref = ray.put(data), ray.put(start), ray.put((arrays.x_test, arrays.y_test))
             inputs = f"fedref-inputs-{uuid.uuid4().hex}"  # restarted workers fetch the refs again from this actor
-            holder = ray.remote(SharedInputs).options(name=inputs, **ray_compat.server_options(ec))
+            holder = ray.remote(shared_inputs.SharedInputs).options(name=inputs, **ray_compat.server_options(ec))
             self.actors.append(holder.remote([data_ref, start_ref, test_ref]))
             worker_cls = ray.remote(RayClientWorker)
             names = [f"worker-{i}" for i in range(ec.num_workers)]
