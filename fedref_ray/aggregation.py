@@ -1,20 +1,32 @@
-"""Aggregation as pure functions: screening client updates and reducing them to a weighted mean.
+"""Aggregation as pure functions: screening client updates and reducing each upload as its algorithm says.
 
-Workers reduce their own clients to one partial sum (in client-id order, float64),
-and the server merges partial sums in worker order; the grouping changes only
-float64 rounding, so results do not depend on scheduling.
+Workers reduce their own clients to one partial sum per upload (in client-id order,
+float32), and the server merges partial sums in worker order in float64; the grouping
+changes only rounding, so results do not depend on scheduling.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import numpy as np
 
 from fedref_ray.params import Params, add_scaled_, to_float32, zeros_like
 
 if TYPE_CHECKING:
     import torch
+
+
+def is_finite(flat: torch.Tensor) -> bool:
+    """No NaN or Inf in a flat tensor: one cheap pass (NaN propagates through min and max)."""
+    import torch
+
+    if flat.numel() == 0:
+        return True
+    low, high = torch.aminmax(flat)
+    return bool(torch.isfinite(low)) and bool(torch.isfinite(high))
 
 
 def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | None) -> torch.Tensor | None:
@@ -24,8 +36,7 @@ def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | 
     """
     import torch
 
-    low, high = torch.aminmax(client)  # NaN propagates and +-inf are extremes: one cheap pass
-    if not (bool(torch.isfinite(low)) and bool(torch.isfinite(high))):
+    if not is_finite(client):
         return None
     if clip_norm is None:
         return client
@@ -35,6 +46,11 @@ def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | 
     if norm <= clip_norm:
         return client
     return (start64 + delta * (clip_norm / norm)).float()
+
+
+def client_weight(weighting: str, num_samples: int) -> float:
+    """A client's weight in a reduction: n_k for "samples", 1 for "uniform" and "sum"."""
+    return float(num_samples) if weighting == "samples" else 1.0
 
 
 @dataclass(frozen=True)
@@ -57,30 +73,66 @@ class ClientRecord:
 
 @dataclass
 class PartialSum:
-    """A worker's reduction: sum_k n_k (theta_k - start) and sum_k n_k F_hat_k over its accepted clients."""
+    """A worker's reduction over its accepted clients: per upload name, sum_k w_k t_k and sum_k w_k.
 
-    weighted: Params | None = None
-    weight: float = 0.0
+    "delta" is the model update theta_k - start; `scalars` are summed the same way; `loss_sum`
+    and `samples` give the sample-weighted mean training loss; `states` the clients' new state.
+    """
+
+    sums: dict[str, Params] = field(default_factory=dict)
+    scalars: dict[str, float] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
     loss_sum: float = 0.0
+    samples: float = 0.0
     records: list[ClientRecord] = field(default_factory=list)
+    states: dict[int, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
-def merge(partials: Sequence[PartialSum], start: Params) -> tuple[Params | None, float, list[ClientRecord]]:
-    """theta_bar = start + sum_k w_k (theta_k - start) = sum_k w_k theta_k and F_bar = sum_k w_k F_hat_k,
-    with w_k = n_k / n, summed in float64 in worker order; None if nobody reported."""
-    total: Params | None = None
-    weight = loss_sum = 0.0
+@dataclass(frozen=True)
+class Merged:
+    """The round's uploads reduced over every worker; `model` is None when nobody reported."""
+
+    model: Params | None
+    tensors: dict[str, Params]
+    scalars: dict[str, float]
+    mean_loss: float
+    num_clients: int
+    records: list[ClientRecord]
+    states: dict[int, dict[str, np.ndarray]]
+
+
+def _reduce(total: Mapping[str, np.ndarray], weight: float, weighting: str) -> Params:
+    return dict(total) if weighting == "sum" else {k: v / weight for k, v in total.items()}
+
+
+def merge(partials: Sequence[PartialSum], start: Params, weightings: Mapping[str, str]) -> Merged:
+    """theta_bar = start + sum_k w_k (theta_k - start) / sum_k w_k (= sum_k (n_k / n) theta_k for "samples"),
+    every other upload reduced by its weighting, summed in float64 in worker order."""
+    totals: dict[str, Params] = {}
+    scalars: dict[str, float] = {}
+    weights: dict[str, float] = {}
+    loss_sum = samples = 0.0
     records: list[ClientRecord] = []
+    states: dict[int, dict[str, np.ndarray]] = {}
     for part in partials:
         records.extend(part.records)
-        if part.weighted is None:
-            continue
-        if total is None:
-            total = zeros_like(part.weighted)
-        add_scaled_(total, part.weighted, 1.0)
-        weight += part.weight
+        states.update(part.states)
+        for name, tensor in part.sums.items():
+            if name not in totals:
+                totals[name] = zeros_like(tensor)
+            add_scaled_(totals[name], tensor, 1.0)
+        for name, value in part.scalars.items():
+            scalars[name] = scalars.get(name, 0.0) + value
+        for name, w in part.weights.items():
+            weights[name] = weights.get(name, 0.0) + w
         loss_sum += part.loss_sum
+        samples += part.samples
     records.sort(key=lambda r: r.client_id)
-    if total is None:
-        return None, float("nan"), records
-    return to_float32({k: start[k] + v / weight for k, v in total.items()}), loss_sum / weight, records
+    accepted = sum(not r.rejected for r in records)
+    if "delta" not in totals:
+        return Merged(None, {}, {}, float("nan"), 0, records, {})
+    delta = _reduce(totals.pop("delta"), weights["delta"], weightings["delta"])
+    model = to_float32({k: start[k] + v for k, v in delta.items()})
+    tensors = {n: to_float32(_reduce(t, weights[n], weightings[n])) for n, t in totals.items()}
+    reduced = {n: v if weightings[n] == "sum" else v / weights[n] for n, v in scalars.items()}
+    return Merged(model, tensors, reduced, loss_sum / samples, accepted, records, states)

@@ -1,35 +1,43 @@
 """Checkpoints of the server's state, in formats that cannot carry code (.npz without pickle, JSON).
 
 A checkpoint is a folder `checkpoints/round-NNNNNN/` with `state.npz` (every array)
-and `meta.json` (scalars, the config fingerprint and the SHA-256 of state.npz),
-written to a temporary folder, fsynced and renamed, so it is either whole or absent.
+and `meta.json` (scalars, the config fingerprint, the run id and SHA-256s covering both files; see
+`fedref_ray.checkpoint_integrity`), written to a temporary folder, fsynced and renamed, so it is
+either whole or absent.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from fedref_ray.algorithms import ServerState
+from fedref_ray.checkpoint_integrity import list_checkpoints as list_checkpoints  # re-exported
+from fedref_ray.checkpoint_integrity import prune, seal, verified_meta
+from fedref_ray.client_state import ClientStateSnapshot, link_or_copy, segment_name, sha256_file
 from fedref_ray.errors import UserError
 from fedref_ray.params import Params
+from fedref_ray.state_codec import decode_state, encode_state
 
-FORMAT_VERSION = 1
-_OPTIONAL_PARAMS = ("reference", "prev_reference", "opt_m", "opt_v")
+FORMAT_VERSION = 3  # 2: meta.json is covered by the hash and names the run; 3: any algorithm's state, client state
+CLIENT_STATE = "client_state"
 
 
 @dataclass(frozen=True)
 class ServerSnapshot:
-    """Everything needed to continue a run exactly: algorithm state, forgetting tracker and costs."""
+    """Everything needed to continue a run exactly: round, global model, the algorithm's state, client state,
+    forgetting tracker and costs."""
 
-    state: ServerState
+    round: int
+    params: Params
+    algorithm_state: Any
+    client_state: ClientStateSnapshot | None
     best_class_accuracy: list[float] | None
     last_accuracy: float | None
     accuracy_drops: int
@@ -38,31 +46,27 @@ class ServerSnapshot:
     samples: int
 
 
-def _arrays(snapshot: ServerSnapshot) -> dict[str, np.ndarray]:
-    s = snapshot.state
-    out = {f"params/{k}": v for k, v in s.params.items()}
-    for i, model in enumerate(s.history):
-        out.update({f"history{i}/{k}": v for k, v in model.items()})
-    for name in _OPTIONAL_PARAMS:
-        value = getattr(s, name)
-        if value is not None:
-            out.update({f"{name}/{k}": v for k, v in value.items()})
+def _arrays(snapshot: ServerSnapshot) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """Every array of the snapshot by name, and the algorithm state's layout."""
+    out = {f"params/{k}": v for k, v in snapshot.params.items()}
+    state_arrays, layout = encode_state(snapshot.algorithm_state)
+    out.update(state_arrays)
     if snapshot.best_class_accuracy is not None:
         out["tracker/best_class_accuracy"] = np.asarray(snapshot.best_class_accuracy, dtype=np.float64)
-    return out
+    if snapshot.client_state is not None:
+        out[f"{CLIENT_STATE}/segment"] = snapshot.client_state.segment
+        out[f"{CLIENT_STATE}/row"] = snapshot.client_state.row
+    return out, layout
 
 
-def _group(arrays: dict[str, np.ndarray], prefix: str) -> Params | None:
-    found = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == prefix}
-    return found or None
+def _client_state_meta(snap: ClientStateSnapshot | None) -> dict[str, Any] | None:
+    if snap is None:
+        return None
+    return {"names": list(snap.names), "size": snap.size, "files": {segment_name(r): h for r, h in snap.hashes.items()}}
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+def _group(arrays: dict[str, np.ndarray], prefix: str) -> Params:
+    return {k.split("/", 1)[1]: v for k, v in arrays.items() if k.split("/", 1)[0] == prefix}
 
 
 def _fsync_file(path: Path) -> None:
@@ -71,28 +75,32 @@ def _fsync_file(path: Path) -> None:
 
 
 def save_checkpoint(root: Path, snapshot: ServerSnapshot, config_fingerprint: str, keep: int) -> Path:
-    """Write round `snapshot.state.round`'s checkpoint atomically and prune to the newest `keep`."""
+    """Write round `snapshot.round`'s checkpoint atomically and prune to the newest `keep`."""
     root.mkdir(parents=True, exist_ok=True)
-    final = root / f"round-{snapshot.state.round:06d}"
+    final = root / f"round-{snapshot.round:06d}"
     tmp = Path(tempfile.mkdtemp(dir=root, prefix=".tmp-"))
     try:
+        arrays, layout = _arrays(snapshot)
         with open(tmp / "state.npz", "wb") as fh:
-            np.savez(fh, **_arrays(snapshot))
+            np.savez(fh, **arrays)
         _fsync_file(tmp / "state.npz")
-        s = snapshot.state
+        if snapshot.client_state is not None:  # its files never change: hard links keep this round's state
+            (tmp / CLIENT_STATE).mkdir()
+            for round_, source in snapshot.client_state.files.items():
+                link_or_copy(source, tmp / CLIENT_STATE / segment_name(round_))
         meta = {
             "format": FORMAT_VERSION,
-            "round": s.round,
-            "last_loss": s.last_loss,
-            "history_length": len(s.history),
+            "round": snapshot.round,
+            "algorithm_state": {"class": type(snapshot.algorithm_state).__qualname__, "fields": layout},
+            "client_state": _client_state_meta(snapshot.client_state),
             "last_accuracy": snapshot.last_accuracy,
             "accuracy_drops": snapshot.accuracy_drops,
             "bytes_down": snapshot.bytes_down,
             "bytes_up": snapshot.bytes_up,
             "samples": snapshot.samples,
             "config_fingerprint": config_fingerprint,
-            "state_sha256": _sha256(tmp / "state.npz"),
         }
+        meta = seal(meta, tmp, root.parent)  # root is <results folder>/checkpoints
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
         _fsync_file(tmp / "meta.json")
         if final.exists():
@@ -101,66 +109,68 @@ def save_checkpoint(root: Path, snapshot: ServerSnapshot, config_fingerprint: st
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    for old in list_checkpoints(root)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune(root, keep, final)
     return final
 
 
-def list_checkpoints(root: Path) -> list[Path]:
-    """Checkpoint folders, oldest first."""
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir() if p.is_dir() and p.name.startswith("round-"))
-
-
-def load_checkpoint(folder: Path, config_fingerprint: str, expected: Params) -> ServerSnapshot:
-    """Read and verify a checkpoint: hash, config and model shapes must all match, else a UserError naming the file."""
-    meta_path, state_path = folder / "meta.json", folder / "state.npz"
-    for path in (meta_path, state_path):
-        if not path.is_file():
-            raise UserError(f"checkpoint file '{path}' is missing")
-    try:
-        meta = json.loads(meta_path.read_text())
-        round_ = int(meta["round"])
-    except (ValueError, KeyError, TypeError):
-        raise UserError(f"checkpoint file '{meta_path}' is corrupted (not the JSON a checkpoint writes)") from None
-    if meta.get("format") != FORMAT_VERSION:
-        raise UserError(
-            f"checkpoint file '{meta_path}' has format {meta.get('format')!r}; this version reads {FORMAT_VERSION}"
-        )
-    if meta.get("config_fingerprint") != config_fingerprint:
-        raise UserError(
-            f"checkpoint '{folder}' was written for a different config than this results folder's config.yaml"
-        )
-    if _sha256(state_path) != meta.get("state_sha256"):
-        raise UserError(
-            f"checkpoint file '{state_path}' is truncated or corrupted (its SHA-256 does not match meta.json)"
-        )
+def load_checkpoint(folder: Path, config_fingerprint: str, expected: Params, state_type: type) -> ServerSnapshot:
+    """Read and verify a checkpoint: hashes, config, model shapes and the algorithm's state type must all match,
+    else a UserError naming the file. `state_type` is the class of the configured algorithm's server state."""
+    state_path = folder / "state.npz"
+    meta = verified_meta(folder, config_fingerprint, FORMAT_VERSION)  # whole, this run's, this config's
+    round_ = int(meta["round"])
     try:
         with np.load(state_path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except Exception:  # noqa: BLE001 - any parse failure is a corrupt file
         raise UserError(f"checkpoint file '{state_path}' cannot be read as .npz") from None
-    params = _group(arrays, "params") or {}
+    params = _group(arrays, "params")
     if set(params) != set(expected) or any(params[k].shape != expected[k].shape for k in expected):
         raise UserError(
             f"checkpoint file '{state_path}' holds a different model than model.name/model.hidden configure"
         )
-    history = tuple(_group(arrays, f"history{i}") or {} for i in range(int(meta["history_length"])))
-    state = ServerState(
-        round=round_,
-        params=params,
-        last_loss=meta["last_loss"],
-        history=history,
-        **{name: _group(arrays, name) for name in _OPTIONAL_PARAMS},
-    )
+    saved = meta["algorithm_state"]
+    if saved["class"] != state_type.__qualname__:
+        raise UserError(f"checkpoint '{folder}' holds a {saved['class']}, not the configured algorithm's state")
+    try:
+        algorithm_state = decode_state(state_type, arrays, saved["fields"])
+    except (KeyError, TypeError):
+        raise UserError(f"checkpoint file '{state_path}' lacks arrays its meta.json names") from None
     best = arrays.get("tracker/best_class_accuracy")
     return ServerSnapshot(
-        state=state,
+        round=round_,
+        params=params,
+        algorithm_state=algorithm_state,
+        client_state=_load_client_state(folder, meta.get("client_state"), arrays),
         best_class_accuracy=None if best is None else best.tolist(),
         last_accuracy=meta["last_accuracy"],
         accuracy_drops=int(meta["accuracy_drops"]),
         bytes_down=int(meta["bytes_down"]),
         bytes_up=int(meta["bytes_up"]),
         samples=int(meta["samples"]),
+    )
+
+
+def _load_client_state(folder: Path, meta: dict[str, Any] | None, arrays: dict[str, np.ndarray]):
+    """The checkpoint's client-state index and files, each file checked against its SHA-256 in meta.json."""
+    if meta is None:
+        return None
+    files, hashes = {}, {}
+    for name, digest in meta["files"].items():
+        path = folder / CLIENT_STATE / name
+        if not path.is_file():
+            raise UserError(f"checkpoint file '{path}' is missing")
+        if sha256_file(path) != digest:
+            raise UserError(
+                f"checkpoint file '{path}' is truncated or corrupted (its SHA-256 does not match meta.json)"
+            )
+        round_ = int(name.removeprefix("round-").removesuffix(".f32"))
+        files[round_], hashes[round_] = str(path), digest
+    return ClientStateSnapshot(
+        names=tuple(meta["names"]),
+        size=int(meta["size"]),
+        segment=arrays[f"{CLIENT_STATE}/segment"],
+        row=arrays[f"{CLIENT_STATE}/row"],
+        files=files,
+        hashes=hashes,
     )

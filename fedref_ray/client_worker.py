@@ -8,18 +8,19 @@ gives the same model whichever worker trains it.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 
-from fedref_ray.aggregation import ClientRecord, PartialSum, screen_update
+from fedref_ray.aggregation import ClientRecord, PartialSum, client_weight, is_finite, screen_update
+from fedref_ray.algorithms import ClientContext, build_algorithm
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.flat_model import FlatModel
 from fedref_ray.metrics import EvalCounts
 from fedref_ray.models import build_model
-from fedref_ray.params import Params
+from fedref_ray.params import Params, writable
 from fedref_ray.system import ClientTask, RoundWork
 from fedref_ray.training import evaluation_counts, sgd_epochs
 
@@ -45,51 +46,86 @@ class ClientWorker:
         self.name = name
         self.device = device
         self.flat_model = FlatModel(build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden), device)
+        self.algorithm = build_algorithm(cfg.algorithm)
         self.initial = self.flat_model.pack(initial_params)
 
     def node(self) -> str:
         """Where this worker runs; the Ray engine reports the node id."""
         return "local"
 
-    def train(self, work: RoundWork, start: Params, anchor: Params | None, tasks: Sequence[ClientTask]) -> PartialSum:
-        """Train every task from `start` and reduce the accepted updates to sum_k n_k (theta_k - start).
+    def train(
+        self,
+        work: RoundWork,
+        start: Params,
+        broadcast: Mapping[str, Params],
+        tasks: Sequence[ClientTask],
+        states: Mapping[int, Mapping[str, np.ndarray]],
+    ) -> PartialSum:
+        """Train every task from `start` and reduce each accepted client's uploads as the algorithm weights them.
 
-        Summing updates rather than models keeps float32 rounding relative to the update's size.
+        The model upload is the update theta_k - start (summing updates rather than models keeps float32
+        rounding relative to the update's size). A rejected client (non-finite upload) changes nothing,
+        its state included. `states` holds the tasks' client state (flat arrays) where they have any.
         """
-        fm, node = self.flat_model, self.node()
+        fm, node, algorithm = self.flat_model, self.node(), self.algorithm
         start_flat = fm.pack(start)
-        anchor_views = fm.named_views(fm.pack(anchor) if anchor is not None else start_flat) if work.mu > 0 else None
-        total = torch.zeros(fm.size, dtype=torch.float32, device=fm.device)
-        delta = torch.empty_like(total)
+        received = {name: fm.pack(tensor) for name, tensor in broadcast.items()}
+        weightings = {"delta": algorithm.model_weighting, **algorithm.upload_tensors}
+        totals = {name: torch.zeros(fm.size, dtype=torch.float32, device=fm.device) for name in weightings}
+        delta = torch.empty(fm.size, dtype=torch.float32, device=fm.device)
         partial = PartialSum()
         for task in sorted(tasks, key=lambda t: t.client_id):
             began = time.perf_counter()
             fm.load(start_flat)
-            loss, processed = sgd_epochs(
+            state = states.get(task.client_id)
+            ctx = ClientContext(
+                round=work.round,
+                client_id=task.client_id,
+                num_samples=task.num_samples,
+                lr=self.cfg.training.lr,
+                model=fm.model,
+                flat=fm.flat,
+                start=start_flat,
+                received=received,
+                state=None
+                if state is None
+                else {k: torch.from_numpy(writable(v)).to(fm.device) for k, v in state.items()},
+                layout=fm,
+            )
+            half = algorithm.client(ctx)
+            stats = sgd_epochs(
                 fm.model,
                 self.data.x,
                 self.data.y,
                 self.data.client_indices(task.client_id),
                 self.cfg.training,
                 np.random.default_rng(task.train_seed),
-                mu=work.mu,
-                anchor=anchor_views,
+                half=half,
                 max_samples=task.max_samples,
                 device=fm.device,
             )
+            result = half.finish(fm.flat, stats.steps)
             accepted = screen_update(self.apply_fault(task, fm.flat), start_flat, self.cfg.algorithm.clip_update_norm)
+            if accepted is not None and not all(is_finite(t) for t in result.tensors.values()):
+                accepted = None
             if accepted is not None:
                 torch.sub(accepted, start_flat, out=delta)
-                total.add_(delta, alpha=task.num_samples)
-                partial.weight += task.num_samples
-                partial.loss_sum += task.num_samples * loss
+                self._accumulate(partial, totals, {"delta": delta, **result.tensors}, weightings, task.num_samples)
+                for name, value in result.scalars.items():
+                    w = client_weight(algorithm.upload_scalars[name], task.num_samples)
+                    partial.scalars[name] = partial.scalars.get(name, 0.0) + w * float(value)
+                    partial.weights[name] = partial.weights.get(name, 0.0) + w
+                partial.loss_sum += task.num_samples * stats.loss
+                partial.samples += task.num_samples
+                if result.state is not None:
+                    partial.states[task.client_id] = {k: v.detach().cpu().numpy() for k, v in result.state.items()}
             partial.records.append(
                 ClientRecord(
                     round=work.round,
                     client_id=task.client_id,
                     samples=task.num_samples,
-                    processed=processed,
-                    loss=loss,
+                    processed=stats.samples,
+                    loss=stats.loss,
                     seconds=time.perf_counter() - began,
                     bytes_down=work.bytes_down,
                     bytes_up=work.bytes_up,
@@ -99,9 +135,22 @@ class ClientWorker:
                     node=node,
                 )
             )
-        if partial.weight > 0:
-            partial.weighted = fm.unpack(total)
+        if partial.samples > 0:
+            partial.sums = {name: fm.unpack(total) for name, total in totals.items()}
         return partial
+
+    @staticmethod
+    def _accumulate(
+        partial: PartialSum,
+        totals: dict[str, torch.Tensor],
+        uploads: Mapping[str, torch.Tensor],
+        weightings: Mapping[str, str],
+        num_samples: int,
+    ) -> None:
+        for name, tensor in uploads.items():
+            w = client_weight(weightings[name], num_samples)
+            totals[name].add_(tensor, alpha=w)
+            partial.weights[name] = partial.weights.get(name, 0.0) + w
 
     def evaluate(self, params: Params, begin: int, end: int) -> EvalCounts:
         """Counts of the global model on test samples [begin, end): workers share the evaluation."""

@@ -19,8 +19,12 @@ from typing import Any, Literal
 import yaml
 
 from fedref_ray.errors import UserError
+from fedref_ray.imports import is_import_path, load_object
 
 DATA_NEEDING_ROOT = ("mnist", "fashion_mnist", "cifar10", "cinic10", "femnist")
+BUILTIN_DATA = ("synthetic", "digits", "mnist5k", "arrays", *DATA_NEEDING_ROOT)
+DATA_WITH_CLIENT_IDS = ("synthetic", "femnist", "arrays")
+BUILTIN_MODELS = ("logreg", "mlp", "femnist_cnn", "cifar_cnn", "resnet18")
 
 
 def _fail(path: str, value: Any, allowed: str) -> typing.NoReturn:
@@ -32,14 +36,26 @@ def _check(ok: bool, path: str, value: Any, allowed: str) -> None:
         _fail(path, value, allowed)
 
 
+def _check_name(path: str, name: str, builtins: tuple[str, ...], kind: str) -> None:
+    """A built-in name, or an import path whose object exists and is callable."""
+    if not is_import_path(name):
+        _check(name in builtins, path, name, f"one of {', '.join(builtins)}, or an import path 'package.module:{kind}'")
+        return
+    if not callable(load_object(path, name)):
+        raise UserError(f"{path}={name!r} is not callable: it must name a {kind}")
+
+
 @dataclass(frozen=True)
 class DataConfig:
-    """Which dataset to load, and the dataset's own parameters."""
+    """Which dataset to load, and the dataset's own parameters.
 
-    name: Literal["synthetic", "digits", "mnist5k", "mnist", "fashion_mnist", "cifar10", "cinic10", "femnist"] = (
-        "mnist5k"
-    )
+    `name` is a built-in source, `arrays` (an .npz file or a folder of Parquet files at `path`),
+    or the import path "package.module:function" of a loader called with no arguments.
+    """
+
+    name: str = "mnist5k"
     root: str | None = None
+    path: str | None = None
     seed: int = 0
     num_train: int = 4000
     num_test: int = 1000
@@ -51,6 +67,12 @@ class DataConfig:
     synthetic_iid: bool = False
 
     def __post_init__(self) -> None:
+        _check_name("data.name", self.name, BUILTIN_DATA, "function")
+        if self.name == "arrays":
+            _check(self.path is not None, "data.path", self.path, "data.name=arrays reads it: an .npz file or a folder")
+            _check(Path(str(self.path)).expanduser().exists(), "data.path", self.path, "an existing file or folder")
+        else:
+            _check(self.path is None, "data.path", self.path, "null unless data.name=arrays")
         if self.name in DATA_NEEDING_ROOT:
             _check(
                 self.root is not None,
@@ -104,51 +126,61 @@ class PartitionConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """Which network to train; `hidden` overrides the model's hidden width."""
+    """Which network to train: a built-in name or "package.module:function" ((input_shape, num_classes) -> Module).
 
-    name: Literal["logreg", "mlp", "femnist_cnn", "cifar_cnn", "resnet18"] = "femnist_cnn"
+    `hidden` overrides a built-in model's hidden width.
+    """
+
+    name: str = "femnist_cnn"
     hidden: int | None = None
 
     def __post_init__(self) -> None:
+        _check_name("model.name", self.name, BUILTIN_MODELS, "function")
         _check(self.hidden is None or self.hidden >= 1, "model.hidden", self.hidden, "null or an integer >= 1")
+        _check(
+            self.hidden is None or not is_import_path(self.name),
+            "model.hidden",
+            self.hidden,
+            "null for a model given by import path (it builds itself)",
+        )
+
+
+ALGORITHM_COMMON_KEYS = ("name", "clip_update_norm")
 
 
 @dataclass(frozen=True)
 class AlgorithmConfig:
-    """The federated algorithm and its coefficients (METHOD.md names them)."""
+    """The federated algorithm, its own coefficients (`params`, the algorithm's frozen dataclass) and the update clip.
 
-    name: Literal["fedavg", "fedprox", "fedopt", "fedref"] = "fedavg"
-    mu: float = 0.0
-    lam: float = 0.1
-    eta_s: float = 1.0
-    rho: int = 3
-    ref_weighting: Literal["linear", "uniform"] = "linear"
-    prior: Literal["anchor", "delta"] = "anchor"
-    client_prior: Literal["global", "reference"] = "global"
-    gate_delta: float | None = None
-    step: Literal["closed_form", "gradient"] = "closed_form"
-    server_optimizer: Literal["adam", "yogi"] = "adam"
-    server_lr: float = 0.01
-    beta1: float = 0.9
-    beta2: float = 0.99
-    tau: float = 1e-3
+    In YAML the section is flat (`name`, the algorithm's own keys, `clip_update_norm`); a key the
+    named algorithm does not take is an error naming its allowed keys.
+    """
+
+    name: str = "fedavg"
+    params: Any = None
     clip_update_norm: float | None = None
 
     def __post_init__(self) -> None:
-        _check(self.mu >= 0, "algorithm.mu", self.mu, "a number >= 0")
-        _check(self.lam >= 0, "algorithm.lam", self.lam, "a number >= 0")
-        _check(self.eta_s > 0, "algorithm.eta_s", self.eta_s, "a number > 0")
-        _check(self.rho >= 1, "algorithm.rho", self.rho, "an integer >= 1")
-        _check(self.server_lr > 0, "algorithm.server_lr", self.server_lr, "a number > 0")
-        _check(0 <= self.beta1 < 1, "algorithm.beta1", self.beta1, "a number in [0, 1)")
-        _check(0 <= self.beta2 < 1, "algorithm.beta2", self.beta2, "a number in [0, 1)")
-        _check(self.tau > 0, "algorithm.tau", self.tau, "a number > 0")
+        from fedref_ray.algorithms.registry import algorithm_class
+
+        cls = algorithm_class(self.name)
+        if self.params is None:
+            object.__setattr__(self, "params", build_dataclass(cls.Params, {}, "algorithm", self.name))
+        elif type(self.params) is not cls.Params:
+            raise UserError(
+                f"algorithm.params is a {type(self.params).__name__}; algorithm.name={self.name} takes "
+                f"{cls.Params.__name__}"
+            )
         _check(
             self.clip_update_norm is None or self.clip_update_norm > 0,
             "algorithm.clip_update_norm",
             self.clip_update_norm,
             "null or a number > 0",
         )
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flat YAML form: name, the algorithm's own keys, clip_update_norm."""
+        return {"name": self.name, **dataclasses.asdict(self.params), "clip_update_norm": self.clip_update_norm}
 
 
 @dataclass(frozen=True)
@@ -287,15 +319,17 @@ class ExperimentConfig:
         )
         if self.partition.name == "natural":
             _check(
-                self.data.name in ("synthetic", "femnist"),
+                self.data.name in DATA_WITH_CLIENT_IDS or is_import_path(self.data.name),
                 "partition.name",
                 "natural",
-                "natural needs a dataset with its own client ids (synthetic, femnist)",
+                f"natural needs a dataset with client ids ({', '.join(DATA_WITH_CLIENT_IDS)}, or your loader's)",
             )
 
     def to_dict(self) -> dict[str, Any]:
-        """The resolved config as plain data, for YAML and Parquet columns."""
-        return dataclasses.asdict(self)
+        """The resolved config as plain data, for YAML and Parquet columns (the algorithm section flat)."""
+        out = {f.name: dataclasses.asdict(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        out["algorithm"] = self.algorithm.to_dict()
+        return out
 
 
 _SECTION_TYPES = {
@@ -360,20 +394,83 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
     _fail(path, value, _describe(tp))
 
 
-def _build_section(name: str, values: Any) -> Any:
-    cls = _SECTION_TYPES[name]
+def build_dataclass(cls: type, values: Any, prefix: str, owner: str | None = None) -> Any:
+    """Build the frozen dataclass `cls` from a mapping, every value checked against its type hint.
+
+    Errors name `prefix.key`; `owner` (e.g. an algorithm's name) says whose keys they are. A
+    ValueError from the dataclass's own checks becomes a UserError too.
+    """
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        _fail(name, values, f"a mapping of {name} fields")
+        _fail(prefix, values, f"a mapping of {prefix} fields")
     hints = typing.get_type_hints(cls)
     allowed = [f.name for f in dataclasses.fields(cls)]
     kwargs = {}
     for key, value in values.items():
         if key not in allowed:
-            raise UserError(f"unknown config key '{name}.{key}': allowed keys are {', '.join(allowed)}")
-        kwargs[key] = _coerce(f"{name}.{key}", value, hints[key])
-    return cls(**kwargs)
+            whose = f"algorithm.name={owner} takes" if owner is not None else "allowed keys are"
+            shown = ", ".join(allowed) if allowed else "no other keys"
+            raise UserError(f"unknown config key '{prefix}.{key}': {whose} {shown}")
+        kwargs[key] = _coerce(f"{prefix}.{key}", value, hints[key])
+    try:
+        return cls(**kwargs)
+    except ValueError as exc:
+        text = str(exc)
+        if "=" in text.partition(" ")[0]:
+            raise UserError(f"{prefix}.{text}") from None
+        raise UserError(f"{prefix} ({owner or cls.__name__}): {text}") from None
+
+
+def _build_algorithm(values: Any) -> AlgorithmConfig:
+    """The flat algorithm section: name and clip_update_norm are common, the rest is the algorithm's Params."""
+    from fedref_ray.algorithms.registry import algorithm_class
+
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        _fail("algorithm", values, "a mapping of algorithm fields")
+    name = values.get("name", "fedavg")
+    if not isinstance(name, str):
+        _fail("algorithm.name", name, "a built-in algorithm name or an import path 'package.module:Class'")
+    cls = algorithm_class(name)
+    own = {k: v for k, v in values.items() if k not in ALGORITHM_COMMON_KEYS}
+    common = [*ALGORITHM_COMMON_KEYS[:1], *(f.name for f in dataclasses.fields(cls.Params)), *ALGORITHM_COMMON_KEYS[1:]]
+    for key in own:
+        if key not in common:
+            raise UserError(f"unknown config key 'algorithm.{key}': algorithm.name={name} takes {', '.join(common)}")
+    clip = _coerce("algorithm.clip_update_norm", values.get("clip_update_norm"), float | None)
+    return AlgorithmConfig(name=name, params=build_dataclass(cls.Params, own, "algorithm", name), clip_update_norm=clip)
+
+
+def algorithm_keys(name: str) -> tuple[str, ...]:
+    """Every key an algorithm section naming `name` may hold."""
+    from fedref_ray.algorithms.registry import parameter_keys
+
+    return (*ALGORITHM_COMMON_KEYS, *parameter_keys(name))
+
+
+def retarget_algorithm(section: Any, name: Any) -> Any:
+    """The algorithm section with `name` set and only the keys that algorithm takes kept.
+
+    Used when an override or a sweep switches algorithms: coefficients of the previous algorithm
+    that the new one also has carry over, the others are dropped. A bad name is left for
+    validation to report.
+    """
+    section = dict(section or {}) if isinstance(section, dict) or section is None else section
+    if not isinstance(section, dict) or not isinstance(name, str):
+        return section
+    try:
+        keys = algorithm_keys(name)
+    except UserError:
+        return {**section, "name": name}
+    return {**{k: v for k, v in section.items() if k in keys}, "name": name}
+
+
+def _build_section(name: str, values: Any) -> Any:
+    if name == "algorithm":
+        return _build_algorithm(values)
+    return build_dataclass(_SECTION_TYPES[name], values, name)
 
 
 def build_config(raw: dict[str, Any]) -> ExperimentConfig:
@@ -405,8 +502,13 @@ def parse_override(text: str) -> tuple[str, Any]:
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Return a copy of `raw` with dotted overrides applied (validation happens in build_config)."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for text in overrides:
-        path, value = parse_override(text)
+    parsed = [(text, *parse_override(text)) for text in overrides]
+    names = [value for _, path, value in parsed if path == "algorithm.name"]
+    if names and isinstance(merged.get("algorithm", {}), (dict, type(None))):
+        file_name = (merged.get("algorithm") or {}).get("name", "fedavg")
+        if names[-1] != file_name:  # switching algorithms: the file's coefficients apply only where they fit
+            merged["algorithm"] = retarget_algorithm(merged.get("algorithm"), names[-1])
+    for text, path, value in parsed:
         section, key = path.split(".")
         if section not in _SECTION_TYPES:
             raise UserError(

@@ -11,7 +11,9 @@ from collections.abc import Callable
 
 from torch import nn
 
+from fedref_ray.config import BUILTIN_MODELS
 from fedref_ray.errors import UserError
+from fedref_ray.imports import is_import_path, load_object
 
 MLP_HIDDEN = 200
 # The Fed-Ref repository's FEMNIST_CNN (Network/CNN.py) uses fc1 width 1024.
@@ -37,8 +39,12 @@ def build_model(
 ) -> nn.Module:
     """Build the model `name` for samples of `input_shape` ((C, H, W) or (F,)) giving `num_classes` logits.
 
-    Raises UserError naming `model.name` for an unknown name or an input shape the model cannot take.
+    `name` may be an import path "package.module:function" of the user's own builder, called as
+    function(input_shape, num_classes). Raises UserError naming `model.name` for an unknown name,
+    a builder that does not return a torch Module, or an input shape the model cannot take.
     """
+    if is_import_path(name):
+        return _user_model(name, tuple(int(d) for d in input_shape), num_classes)
     if name not in _BUILDERS:
         raise UserError(f"model.name={name!r} is not allowed: use one of {', '.join(MODEL_NAMES)}")
     shape = tuple(int(d) for d in input_shape)
@@ -130,6 +136,19 @@ def _cifar_cnn(shape: tuple[int, ...], num_classes: int, hidden: int | None) -> 
     return nn.Sequential(*layers)
 
 
+def _user_model(name: str, shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    builder = load_object("model.name", name)
+    try:
+        model = builder(shape, num_classes)
+    except Exception as exc:  # noqa: BLE001 - the user's builder failed on this data: say so in one line
+        raise UserError(
+            f"model.name={name!r} failed for input shape {shape} and {num_classes} classes: {exc}"
+        ) from None
+    if not isinstance(model, nn.Module):
+        raise UserError(f"model.name={name!r} returned a {type(model).__name__}, not a torch.nn.Module")
+    return model
+
+
 def _resnet18(shape: tuple[int, ...], num_classes: int, hidden: int | None) -> nn.Module:
     """torchvision's ResNet-18 with a 3x3 stride-1 stem and no max-pool, the usual CIFAR-size adaptation.
 
@@ -153,5 +172,6 @@ _BUILDERS: dict[str, Callable[[tuple[int, ...], int, int | None], nn.Module]] = 
     "resnet18": _resnet18,
 }
 
-# The names a config may give as model.name, in registry order.
+# The names a config may give as model.name, in registry order (config.py lists them without importing torch).
 MODEL_NAMES: tuple[str, ...] = tuple(_BUILDERS)
+assert MODEL_NAMES == BUILTIN_MODELS, "config.BUILTIN_MODELS must list the model registry"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,16 @@ import pyarrow.parquet as pq
 from fedref_ray.aggregation import ClientRecord
 from fedref_ray.config import ExperimentConfig, config_to_yaml
 from fedref_ray.errors import UserError
+from fedref_ray.locking import LOCK_NAME
 from fedref_ray.metrics import RoundRecord, to_target
 from fedref_ray.params import Params
+from fedref_ray.run_identity import RUN_FILE, new_run_id, write_run_id
 
 RESULT_FILES = ("config.yaml", "rounds.parquet", "clients.parquet", "summary.json", "model.npz")
+# Every name a run writes at the top of its folder; --overwrite removes only folders holding nothing else.
+RUN_ENTRIES = frozenset({*RESULT_FILES, RUN_FILE, "checkpoints", LOCK_NAME})
+# Removed first, so that an --overwrite cut short leaves a folder that is plainly not a resumable run.
+_IDENTITY_FIRST = (RUN_FILE, "config.yaml", "summary.json")
 
 
 def atomic_write(path: Path, write: Callable[[str], None]) -> None:
@@ -40,15 +47,36 @@ def atomic_write(path: Path, write: Callable[[str], None]) -> None:
         raise
 
 
+def _written_by_a_run(name: str) -> bool:
+    return name in RUN_ENTRIES or (name.startswith(".") and name.endswith(".tmp"))  # atomic_write's leftovers
+
+
 def prepare_results_dir(path: str | Path, overwrite: bool) -> Path:
-    """Create the folder; refuse a non-empty one unless `overwrite` (then only our own files are replaced)."""
+    """Check the (locked) folder is empty; with `overwrite`, empty a previous run's folder first.
+
+    Only a folder holding nothing but what a run writes is emptied: a mistyped results_dir that names
+    a folder of other files is refused, never cleared.
+    """
     out = Path(path).expanduser()
     if out.exists() and not out.is_dir():
         raise UserError(f"run.results_dir='{out}' exists and is not a directory")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
+    entries = sorted(p.name for p in out.iterdir() if p.name != LOCK_NAME) if out.is_dir() else []
+    if entries and not overwrite:
         raise UserError(
             f"run.results_dir='{out}' is not empty: pass --overwrite to replace it or choose another folder"
         )
+    foreign = [name for name in entries if not _written_by_a_run(name)]
+    if foreign:
+        raise UserError(
+            f"--overwrite: run.results_dir='{out}' holds '{foreign[0]}', which no run writes; --overwrite only "
+            "replaces a previous run's folder: move it away or choose another folder"
+        )
+    for name in sorted(entries, key=lambda n: (n not in _IDENTITY_FIRST, n)):
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -65,6 +93,7 @@ class ResultsWriter:
         self.rounds: list[dict] = []
         self.clients: list[dict] = []
         if resume_round is None:
+            write_run_id(out, new_run_id())  # before any checkpoint: each copies it
             atomic_write(out / "config.yaml", lambda tmp: Path(tmp).write_text(config_to_yaml(cfg)))
         else:
             self.rounds = read_rows(out / "rounds.parquet", resume_round)

@@ -14,12 +14,15 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from fedref_ray.algorithms import build_algorithm
 from fedref_ray.checkpoint import ServerSnapshot, list_checkpoints, load_checkpoint, save_checkpoint
 from fedref_ray.config import ExperimentConfig, config_fingerprint
 from fedref_ray.data.prepare import prepare_data
 from fedref_ray.engine import Engine, create_engine, initial_params
 from fedref_ray.errors import UserError
+from fedref_ray.locking import folder_lock
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.results import ResultsWriter, prepare_results_dir
@@ -75,10 +78,20 @@ def latest_checkpoint(cfg: ExperimentConfig, out: Path, expected: Params) -> Ser
     found = list_checkpoints(out / "checkpoints")
     if not found:
         raise UserError(f"'{out}' has no checkpoint to resume from (set run.checkpoint_every to write them)")
-    return load_checkpoint(found[-1], config_fingerprint(cfg), expected)
+    state_type = type(build_algorithm(cfg.algorithm).init_state(expected))
+    return load_checkpoint(found[-1], config_fingerprint(cfg), expected, state_type)
 
 
-def run_experiment(
+def run_experiment(cfg: ExperimentConfig, **options: Any) -> RunResult:
+    """Run (or resume) `cfg` holding its results folder's lock throughout; see `_run_experiment` for `options`.
+
+    A second run, resume or overwrite of the same folder is refused at once, naming the process holding it.
+    """
+    with folder_lock(str(cfg.run.results_dir)):
+        return _run_experiment(cfg, **options)
+
+
+def _run_experiment(
     cfg: ExperimentConfig,
     *,
     quiet: bool = False,
@@ -96,7 +109,7 @@ def run_experiment(
     if resume:
         out = Path(str(cfg.run.results_dir)).expanduser()
         snapshot: ServerSnapshot | None = latest_checkpoint(cfg, out, start)
-        done = snapshot.state.round
+        done = snapshot.round
         if done >= cfg.run.rounds and (out / "summary.json").is_file():
             raise UserError(f"'{out}' is already complete ({done} of run.rounds={cfg.run.rounds}); nothing to resume")
         writer = ResultsWriter(out, cfg, resume_round=done)

@@ -51,10 +51,9 @@ class ClientTask:
 
 @dataclass(frozen=True)
 class RoundWork:
-    """What all of a round's clients share besides the models: the round, the proximal mu, each client's traffic."""
+    """What all of a round's clients share besides the models: the round and each client's traffic."""
 
     round: int
-    mu: float
     bytes_down: int
     bytes_up: int
 

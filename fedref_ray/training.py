@@ -6,16 +6,18 @@ engine and the Ray workers run exactly the same code.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from fedref_ray.config import TrainingConfig
-from fedref_ray.metrics import EvalCounts, Evaluation, summarize
-from fedref_ray.params import Params, load_params, params_from_model, writable
+from fedref_ray.metrics import EvalCounts
+
+if TYPE_CHECKING:
+    from fedref_ray.algorithms.base import ClientHalf
 
 
 def to_float_batch(x: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -28,12 +30,12 @@ def to_float_batch(x: np.ndarray, device: torch.device) -> torch.Tensor:
 
 
 @dataclass(frozen=True)
-class LocalResult:
-    """One client's training outcome: its model, mean minibatch loss of F_k, and samples processed."""
+class LocalStats:
+    """One client's local training: mean minibatch loss of F_k, samples processed, minibatches (steps) taken."""
 
-    params: Params
     loss: float
     samples: int
+    steps: int
 
 
 def sgd_epochs(
@@ -43,25 +45,20 @@ def sgd_epochs(
     indices: np.ndarray,
     cfg: TrainingConfig,
     rng: np.random.Generator,
-    mu: float = 0.0,
-    anchor: Mapping[str, torch.Tensor] | None = None,
+    half: ClientHalf | None = None,
     max_samples: int | None = None,
     device: torch.device | str = "cpu",
-) -> tuple[float, int]:
-    """Train `model` in place for `cfg.local_epochs` epochs of minibatch SGD on h_k = F_k + mu/2 ||theta - anchor||^2.
+) -> LocalStats:
+    """Train `model` in place for `cfg.local_epochs` epochs of minibatch SGD on the cross-entropy F_k.
 
-    The proximal term is part of the differentiated loss (METHOD.md); returns the mean
-    minibatch loss of F_k alone and the samples processed. `max_samples` stops early
+    The algorithm's client half hooks in: its `loss_term` is added to the differentiated loss
+    (METHOD.md: a proximal term is part of the gradient) and `after_backward` may change the
+    gradients before each step. The reported loss is F_k's alone. `max_samples` stops early
     (FedProx-style partial work), cutting the last batch to fit.
     """
     device = torch.device(device)
     model.train()
     optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
-    prox_pairs = []
-    if mu > 0:
-        if anchor is None:
-            raise ValueError("a proximal term (mu > 0) needs an anchor model")
-        prox_pairs = [(p, anchor[name]) for name, p in model.named_parameters()]
     budget = np.inf if max_samples is None else max_samples
     losses: list[float] = []
     seen = 0
@@ -74,39 +71,20 @@ def sgd_epochs(
             xb = to_float_batch(x[batch], device)
             yb = torch.from_numpy(y[batch]).to(device)
             optimizer.zero_grad(set_to_none=True)
-            loss = F.cross_entropy(model(xb), yb)
+            logits = model(xb)
+            loss = F.cross_entropy(logits, yb)
             total = loss
-            if prox_pairs:
-                total = loss + (mu / 2) * sum(torch.sum((p - a) ** 2) for p, a in prox_pairs)
+            if half is not None:
+                extra = half.loss_term(logits, xb, yb)
+                if extra is not None:
+                    total = loss + extra
             total.backward()
+            if half is not None:
+                half.after_backward()
             optimizer.step()
             losses.append(float(loss.detach()))
             seen += len(batch)
-    return (float(np.mean(losses)) if losses else float("nan")), seen
-
-
-def local_train(
-    model: torch.nn.Module,
-    start: Params,
-    x: np.ndarray,
-    y: np.ndarray,
-    indices: np.ndarray,
-    cfg: TrainingConfig,
-    rng: np.random.Generator,
-    mu: float = 0.0,
-    anchor: Params | None = None,
-    max_samples: int | None = None,
-    device: torch.device | str = "cpu",
-) -> LocalResult:
-    """One client's local training from `start` with Params in and out (see `sgd_epochs`)."""
-    device = torch.device(device)
-    load_params(model, start)
-    model.to(device)
-    anchor_tensors = None
-    if anchor is not None:
-        anchor_tensors = {k: torch.from_numpy(writable(v)).to(device) for k, v in anchor.items()}
-    loss, seen = sgd_epochs(model, x, y, indices, cfg, rng, mu, anchor_tensors, max_samples, device)
-    return LocalResult(params=params_from_model(model), loss=loss, samples=seen)
+    return LocalStats(float(np.mean(losses)) if losses else float("nan"), seen, len(losses))
 
 
 @torch.no_grad()
@@ -131,18 +109,3 @@ def evaluation_counts(
         hit = (logits.argmax(1) == yb).cpu().numpy()
         correct += np.bincount(yb_np[hit], minlength=num_classes)
     return EvalCounts(correct, np.bincount(y, minlength=num_classes).astype(np.int64), loss_sum)
-
-
-def evaluate(
-    model: torch.nn.Module,
-    params: Params,
-    x: np.ndarray,
-    y: np.ndarray,
-    num_classes: int,
-    batch_size: int = 1000,
-    device: torch.device | str = "cpu",
-) -> Evaluation:
-    """Evaluate `params` on (x, y) in one piece."""
-    load_params(model, params)
-    model.to(device)
-    return summarize([evaluation_counts(model, x, y, num_classes, batch_size, device)])

@@ -50,12 +50,19 @@ def _assert_one_line_naming(code: int, err: str, field: str) -> None:
 
 # (overrides after the safe base, the field the message must name)
 BAD_OVERRIDES = [
-    (["algorithm.mu=-1"], "algorithm.mu"),
-    (["algorithm.lam=abc"], "algorithm.lam"),
-    (["algorithm.rho=0"], "algorithm.rho"),
+    (["algorithm.name=fedprox", "algorithm.mu=-1"], "algorithm.mu"),
+    (["algorithm.name=fedref", "algorithm.lam=abc"], "algorithm.lam"),
+    (["algorithm.name=fedref", "algorithm.rho=0"], "algorithm.rho"),
     (["algorithm.name=fedfoo"], "algorithm.name"),
-    (["algorithm.eta_s=0"], "algorithm.eta_s"),
-    (["algorithm.gate_delta=[0.1]"], "algorithm.gate_delta"),
+    (["algorithm.name=fedref", "algorithm.eta_s=0"], "algorithm.eta_s"),
+    (["algorithm.name=fedref", "algorithm.gate_delta=[0.1]"], "algorithm.gate_delta"),
+    (["algorithm.name=fedavg", "algorithm.mu=0.5"], "algorithm.mu"),
+    (["algorithm.name=no_such_module:Algo"], "algorithm.name"),
+    (["algorithm.name=fedref_ray.config:ExperimentConfig"], "algorithm.name"),
+    (["model.name=no_such_module:build"], "model.name"),
+    (["model.name=fedref_ray.models:no_such_builder"], "model.name"),
+    (["data.name=no.such.module:load"], "data.name"),
+    (["data.name=arrays"], "data.path"),
     (["partition.alpha=0"], "partition.alpha"),
     (["partition.num_clients=50", "run.clients_per_round=100"], "run.clients_per_round"),
     (["run.clients_per_round=100"], "run.clients_per_round"),
@@ -218,7 +225,8 @@ def test_results_dir_that_is_a_file_is_left_untouched(capsys: pytest.CaptureFixt
 
 def test_overrides_after_an_option_are_still_overrides(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     # Prepare
-    argv = ["run", "engine.name=local", "--quiet", "algorithm.mu=-1", f"run.results_dir={tmp_path / 'out'}"]
+    argv = ["run", "engine.name=local", "--quiet", "algorithm.name=fedprox", "algorithm.mu=-1"]
+    argv.append(f"run.results_dir={tmp_path / 'out'}")
     # Execute
     try:
         code = main(argv)
@@ -231,7 +239,8 @@ def test_overrides_after_an_option_are_still_overrides(capsys: pytest.CaptureFix
 def test_installed_console_script_exits_2_without_a_traceback(tmp_path: Path) -> None:
     # Prepare
     assert SCRIPT.is_file(), SCRIPT
-    argv = [str(SCRIPT), "run", "engine.name=local", f"run.results_dir={tmp_path / 'out'}", "algorithm.mu=-1"]
+    argv = [str(SCRIPT), "run", "engine.name=local", f"run.results_dir={tmp_path / 'out'}", "algorithm.name=fedprox"]
+    argv.append("algorithm.mu=-1")
     # Execute
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=tmp_path)
     # Assert

@@ -6,6 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from fedref_ray.algorithms import NoParams
+from fedref_ray.algorithms.fedprox import FedProxParams
+from fedref_ray.algorithms.fedref import FedRefParams
 from fedref_ray.config import (
     AlgorithmConfig,
     ExperimentConfig,
@@ -33,7 +36,7 @@ def test_defaults_build() -> None:
     # Assert
     assert cfg == ExperimentConfig()
     assert cfg.algorithm.name == "fedavg" and cfg.data.name == "mnist5k" and cfg.partition.num_clients == 50
-    assert cfg.algorithm.gate_delta is None and cfg.run.results_dir is None
+    assert cfg.algorithm.params == NoParams() and cfg.run.results_dir is None
 
 
 def test_yaml_and_overrides_map_onto_the_dataclasses(tmp_path: Path) -> None:
@@ -51,11 +54,12 @@ def test_yaml_and_overrides_map_onto_the_dataclasses(tmp_path: Path) -> None:
         path, ["algorithm.gate_delta=null", "training.lr=1", "run.results_dir=out/x", "algorithm.mu=0.01"]
     )
     # Assert
-    assert cfg.algorithm.name == "fedref" and cfg.algorithm.rho == 4
-    assert cfg.algorithm.lam == 1.0 and isinstance(cfg.algorithm.lam, float)
+    p = cfg.algorithm.params
+    assert cfg.algorithm.name == "fedref" and p.rho == 4
+    assert p.lam == 1.0 and isinstance(p.lam, float)
     assert cfg.training.lr == 1.0 and isinstance(cfg.training.lr, float)  # the override wins over the file
     assert cfg.training.batch_size == 16
-    assert cfg.algorithm.gate_delta is None and cfg.algorithm.mu == 0.01
+    assert p.gate_delta is None and p.mu == 0.01
     assert cfg.system.deadline_s is None and cfg.model.name == "femnist_cnn"
     assert cfg.data.synthetic_iid is True and cfg.run.results_dir == "out/x"
 
@@ -103,27 +107,31 @@ def test_ints_are_accepted_for_floats_but_not_floats_or_bools_for_ints() -> None
     cfg = build_config({"system": {"availability": 1, "deadline_s": 3}})
     # Assert
     assert cfg.system.availability == 1.0 and isinstance(cfg.system.deadline_s, float)
-    _raises_naming("algorithm.rho", build_config, {"algorithm": {"rho": 2.5}})
+    _raises_naming("algorithm.rho", build_config, {"algorithm": {"name": "fedref", "rho": 2.5}})
     _raises_naming("run.rounds", build_config, {"run": {"rounds": True}})
     _raises_naming("training.lr", build_config, {"training": {"lr": False}})
 
 
 # (dotted override, the field its error must name)
 BAD_OVERRIDES = [
-    ("algorithm.mu=-1", "algorithm.mu"),
-    ("algorithm.lam=abc", "algorithm.lam"),
-    ("algorithm.lam=-0.1", "algorithm.lam"),
-    ("algorithm.eta_s=0", "algorithm.eta_s"),
-    ("algorithm.rho=0", "algorithm.rho"),
-    ("algorithm.rho=2.5", "algorithm.rho"),
+    ("algorithm.name=fedprox algorithm.mu=-1", "algorithm.mu"),
+    ("algorithm.name=fedref algorithm.lam=abc", "algorithm.lam"),
+    ("algorithm.name=fedref algorithm.lam=-0.1", "algorithm.lam"),
+    ("algorithm.name=fedref algorithm.eta_s=0", "algorithm.eta_s"),
+    ("algorithm.name=fedref algorithm.rho=0", "algorithm.rho"),
+    ("algorithm.name=fedref algorithm.rho=2.5", "algorithm.rho"),
     ("algorithm.name=fedfoo", "algorithm.name"),
-    ("algorithm.ref_weighting=exp", "algorithm.ref_weighting"),
-    ("algorithm.prior=gauss", "algorithm.prior"),
-    ("algorithm.step=newton", "algorithm.step"),
-    ("algorithm.gate_delta=high", "algorithm.gate_delta"),
-    ("algorithm.beta1=1", "algorithm.beta1"),
-    ("algorithm.tau=0", "algorithm.tau"),
-    ("algorithm.server_optimizer=sgd", "algorithm.server_optimizer"),
+    ("algorithm.name=fedref algorithm.ref_weighting=exp", "algorithm.ref_weighting"),
+    ("algorithm.name=fedref algorithm.prior=gauss", "algorithm.prior"),
+    ("algorithm.name=fedref algorithm.step=newton", "algorithm.step"),
+    ("algorithm.name=fedref algorithm.gate_delta=high", "algorithm.gate_delta"),
+    ("algorithm.name=fedopt algorithm.beta1=1", "algorithm.beta1"),
+    ("algorithm.name=fedopt algorithm.tau=0", "algorithm.tau"),
+    ("algorithm.name=fedopt algorithm.server_optimizer=sgd", "algorithm.server_optimizer"),
+    ("algorithm.name=scaffold algorithm.eta_g=0", "algorithm.eta_g"),
+    ("algorithm.name=scaffold algorithm.weighting=median", "algorithm.weighting"),
+    ("algorithm.mu=0.5", "algorithm.mu"),  # FedAvg (the default) has no mu: not silently ignored
+    ("algorithm.name=fedref algorithm.server_lr=0.1", "algorithm.server_lr"),
     ("algorithm.clip_update_norm=0", "algorithm.clip_update_norm"),
     ("partition.alpha=0", "partition.alpha"),
     ("partition.num_clients=0", "partition.num_clients"),
@@ -163,7 +171,31 @@ BAD_OVERRIDES = [
 @pytest.mark.parametrize(("override", "field"), BAD_OVERRIDES)
 def test_bad_override_raises_a_user_error_naming_the_field(override: str, field: str) -> None:
     # Prepare / Execute / Assert
-    _raises_naming(field, load_config, None, [override])
+    _raises_naming(
+        field, load_config, None, override.split(" ") if override.startswith("algorithm.name=") else [override]
+    )
+
+
+def test_a_key_of_another_algorithm_names_the_allowed_keys() -> None:
+    """The issue's case: FedAvg has no mu, so the one line names algorithm.mu and FedAvg's keys."""
+    # Prepare / Execute
+    message = _raises_naming("algorithm.mu", load_config, None, ["algorithm.name=fedavg", "algorithm.mu=0.5"])
+    # Assert
+    assert "algorithm.name=fedavg takes name, clip_update_norm" in message
+
+
+def test_switching_algorithm_by_override_keeps_only_the_file_keys_that_fit(tmp_path: Path) -> None:
+    """A file written for FedRef run as FedProx: mu carries over, lam and rho (FedRef's own) are dropped."""
+    # Prepare
+    path = tmp_path / "fedref.yaml"
+    path.write_text("algorithm:\n  name: fedref\n  mu: 0.2\n  lam: 1.0\n  rho: 4\n")
+    # Execute
+    cfg = load_config(path, ["algorithm.name=fedprox"])
+    same = load_config(path, ["algorithm.name=fedref", "algorithm.lam=0.5"])
+    # Assert
+    assert cfg.algorithm.params == FedProxParams(mu=0.2)
+    assert same.algorithm.params == FedRefParams(mu=0.2, lam=0.5, rho=4)
+    _raises_naming("algorithm.lam", load_config, path, ["algorithm.name=fedprox", "algorithm.lam=1"])
 
 
 def test_data_root_must_exist(tmp_path: Path) -> None:
@@ -211,7 +243,7 @@ def test_bad_files_raise_user_errors_naming_the_file(tmp_path: Path) -> None:
 
 def test_messages_name_the_value_and_what_is_allowed() -> None:
     # Prepare / Execute
-    message = _raises_naming("algorithm.mu", load_config, None, ["algorithm.mu=-1"])
+    message = _raises_naming("algorithm.mu", load_config, None, ["algorithm.name=fedprox", "algorithm.mu=-1"])
     # Assert
     assert "-1" in message and ">= 0" in message
 
@@ -219,7 +251,11 @@ def test_messages_name_the_value_and_what_is_allowed() -> None:
 def test_dataclasses_validate_when_built_directly() -> None:
     # Prepare / Execute / Assert
     with pytest.raises(UserError, match="algorithm.rho"):
-        AlgorithmConfig(name="fedref", rho=0)
+        build_config({"algorithm": {"name": "fedref", "rho": 0}})
+    with pytest.raises(ValueError, match="rho"):
+        FedRefParams(rho=0)
+    with pytest.raises(UserError, match="FedRefParams"):
+        AlgorithmConfig(name="fedprox", params=FedRefParams())
 
 
 @pytest.mark.parametrize(
@@ -227,7 +263,7 @@ def test_dataclasses_validate_when_built_directly() -> None:
 )
 def test_non_finite_coefficients_are_rejected(override: str) -> None:
     # Prepare / Execute / Assert
-    _raises_naming(override.split("=")[0], load_config, None, [override])
+    _raises_naming(override.split("=")[0], load_config, None, ["algorithm.name=fedref", override])
 
 
 def test_negative_data_seed_is_rejected() -> None:

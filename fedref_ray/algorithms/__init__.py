@@ -1,29 +1,39 @@
-"""The federated algorithms, by config name."""
+"""The federated algorithms: the built-ins by config name, and user algorithms by import path."""
 
 from __future__ import annotations
 
-from fedref_ray.algorithms.base import ClientObjective, FedAvg, ServerState, ServerUpdate
+from fedref_ray.algorithms.base import (
+    Aggregate,
+    Algorithm,
+    ClientContext,
+    ClientHalf,
+    ClientResult,
+    NoParams,
+    NoState,
+    ServerUpdate,
+)
+from fedref_ray.algorithms.fedavg import FedAvg
 from fedref_ray.algorithms.fedopt import FedOpt
 from fedref_ray.algorithms.fedprox import FedProx
 from fedref_ray.algorithms.fedref import FedRef
-from fedref_ray.config import AlgorithmConfig
-
-ALGORITHMS: dict[str, type[FedAvg]] = {cls.name: cls for cls in (FedAvg, FedProx, FedOpt, FedRef)}
-
-
-def build_algorithm(cfg: AlgorithmConfig) -> FedAvg:
-    """The algorithm object for `algorithm.name` (validated by the config already)."""
-    return ALGORITHMS[cfg.name](cfg)
-
+from fedref_ray.algorithms.registry import BUILTIN_ALGORITHMS, algorithm_class, build_algorithm
+from fedref_ray.algorithms.scaffold import Scaffold
 
 __all__ = [
-    "ALGORITHMS",
-    "ClientObjective",
+    "BUILTIN_ALGORITHMS",
+    "Aggregate",
+    "Algorithm",
+    "ClientContext",
+    "ClientHalf",
+    "ClientResult",
     "FedAvg",
     "FedOpt",
     "FedProx",
     "FedRef",
-    "ServerState",
+    "NoParams",
+    "NoState",
+    "Scaffold",
     "ServerUpdate",
+    "algorithm_class",
     "build_algorithm",
 ]

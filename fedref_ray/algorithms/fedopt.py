@@ -6,12 +6,41 @@ moments start at m = 0, v = tau^2 as in the paper (no bias correction).
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 
-from fedref_ray.algorithms.base import FedAvg, ServerState, ServerUpdate
+from fedref_ray.algorithms.base import Aggregate, Algorithm, ServerUpdate
 from fedref_ray.params import Params
+
+
+@dataclass(frozen=True)
+class FedOptParams:
+    """The server optimizer and its coefficients (Reddi et al. 2021, Table 1 names them)."""
+
+    server_optimizer: Literal["adam", "yogi"] = "adam"
+    server_lr: float = 0.01
+    beta1: float = 0.9
+    beta2: float = 0.99
+    tau: float = 1e-3
+
+    def __post_init__(self) -> None:
+        if not self.server_lr > 0:
+            raise ValueError(f"server_lr={self.server_lr!r} is not allowed: a number > 0")
+        for key in ("beta1", "beta2"):
+            if not 0 <= getattr(self, key) < 1:
+                raise ValueError(f"{key}={getattr(self, key)!r} is not allowed: a number in [0, 1)")
+        if not self.tau > 0:
+            raise ValueError(f"tau={self.tau!r} is not allowed: a number > 0")
+
+
+@dataclass(frozen=True)
+class FedOptState:
+    """The server optimizer's first and second moments (float64)."""
+
+    m: Params
+    v: Params
 
 
 def fedopt_step(
@@ -41,26 +70,24 @@ def fedopt_step(
     return new_params, new_m, new_v
 
 
-class FedOpt(FedAvg):
+class FedOpt(Algorithm):
     """Only the server half differs from FedAvg: an Adam or Yogi step on the pseudo-gradient."""
 
     name = "fedopt"
+    Params = FedOptParams
+    coefficients = ("server_lr",)
 
-    def init_state(self, params: Params) -> ServerState:
-        tau2 = self.cfg.tau**2
-        return ServerState(
-            round=0,
-            params=params,
-            opt_m={k: np.zeros(v.shape) for k, v in params.items()},
-            opt_v={k: np.full(v.shape, tau2) for k, v in params.items()},
+    def init_state(self, model: Params) -> FedOptState:
+        tau2 = self.params.tau**2
+        return FedOptState(
+            m={k: np.zeros(v.shape) for k, v in model.items()},
+            v={k: np.full(v.shape, tau2) for k, v in model.items()},
         )
 
-    def server_update(self, state: ServerState, aggregate: Params, mean_loss: float) -> ServerUpdate:
-        assert state.opt_m is not None and state.opt_v is not None
-        c = self.cfg
+    def server_update(self, model: Params, state: FedOptState, aggregate: Aggregate) -> ServerUpdate:
+        p = self.params
         params, m, v = fedopt_step(
-            state.params, aggregate, state.opt_m, state.opt_v,
-            optimizer=c.server_optimizer, lr=c.server_lr, beta1=c.beta1, beta2=c.beta2, tau=c.tau,
+            model, aggregate.model, state.m, state.v,
+            optimizer=p.server_optimizer, lr=p.server_lr, beta1=p.beta1, beta2=p.beta2, tau=p.tau,
         )  # fmt: skip
-        new = dataclasses.replace(state, round=state.round + 1, params=params, last_loss=mean_loss, opt_m=m, opt_v=v)
-        return ServerUpdate(new, step_applied=True)
+        return ServerUpdate(params, FedOptState(m, v), step_applied=True)

@@ -7,55 +7,95 @@ warm-up of `rho` rounds, optionally only when the clients' cost went up (the gat
 
 from __future__ import annotations
 
-import dataclasses
+from dataclasses import dataclass
+from typing import Literal
 
-from fedref_ray.algorithms.base import ClientObjective, FedAvg, ServerState, ServerUpdate
+from fedref_ray.algorithms.base import Aggregate, Algorithm, ClientContext, ClientHalf, ServerUpdate
+from fedref_ray.algorithms.fedprox import ProximalHalf
 from fedref_ray.algorithms.reference import delta_prior_mean, fine_tune, reference_model
 from fedref_ray.params import Params
 
 
-class FedRef(FedAvg):
+@dataclass(frozen=True)
+class FedRefParams:
+    """METHOD.md's FedRef coefficients and the [decision] options that keep both readings runnable."""
+
+    mu: float = 0.0
+    lam: float = 0.1
+    eta_s: float = 1.0
+    rho: int = 3
+    ref_weighting: Literal["linear", "uniform"] = "linear"
+    prior: Literal["anchor", "delta"] = "anchor"
+    client_prior: Literal["global", "reference"] = "global"
+    gate_delta: float | None = None
+    step: Literal["closed_form", "gradient"] = "closed_form"
+
+    def __post_init__(self) -> None:
+        if not self.mu >= 0:
+            raise ValueError(f"mu={self.mu!r} is not allowed: a number >= 0")
+        if not self.lam >= 0:
+            raise ValueError(f"lam={self.lam!r} is not allowed: a number >= 0")
+        if not self.eta_s > 0:
+            raise ValueError(f"eta_s={self.eta_s!r} is not allowed: a number > 0")
+        if not self.rho >= 1:
+            raise ValueError(f"rho={self.rho!r} is not allowed: an integer >= 1")
+
+
+@dataclass(frozen=True)
+class FedRefState:
+    """H_r (newest first), theta_ref_r, theta_ref_{r-1} and the last round's mean client loss (for the gate)."""
+
+    history: tuple[Params, ...]
+    reference: Params
+    prev_reference: Params | None = None
+    last_loss: float | None = None
+
+
+class FedRef(Algorithm):
     """Client half: optional proximal term toward the global or reference model; server half: METHOD.md steps 3 to 6."""
 
     name = "fedref"
+    Params = FedRefParams
+    coefficients = ("lam", "mu")
 
-    def client_objective(self) -> ClientObjective:
-        return ClientObjective(mu=self.cfg.mu, anchor=self.cfg.client_prior)
+    def init_state(self, model: Params) -> FedRefState:
+        history = (model,)
+        return FedRefState(history=history, reference=reference_model(history, self.params.ref_weighting))
 
-    def init_state(self, params: Params) -> ServerState:
-        history = (params,)
-        return ServerState(
-            round=0, params=params, history=history, reference=reference_model(history, self.cfg.ref_weighting)
-        )
+    def broadcast(self, model: Params, state: FedRefState) -> dict[str, Params]:
+        """The reference model travels only when clients are pulled toward it."""
+        if self.params.mu > 0 and self.params.client_prior == "reference":
+            return {"anchor": state.reference}
+        return {}
 
-    def should_fine_tune(self, state: ServerState, mean_loss: float) -> bool:
+    def client(self, ctx: ClientContext) -> ClientHalf:
+        anchor = ctx.received["anchor"] if "anchor" in ctx.received else ctx.start
+        return ProximalHalf(self, ctx, self.params.mu, anchor)
+
+    def should_fine_tune(self, state: FedRefState, round_: int, mean_loss: float) -> bool:
         """Warm-up (first rho rounds are FedAvg) and the optional drift gate."""
-        if state.round + 1 <= self.cfg.rho:
+        if round_ <= self.params.rho:
             return False
-        if self.cfg.gate_delta is None:
+        if self.params.gate_delta is None:
             return True
-        return state.last_loss is not None and mean_loss - state.last_loss > self.cfg.gate_delta
+        return state.last_loss is not None and mean_loss - state.last_loss > self.params.gate_delta
 
-    def server_update(self, state: ServerState, aggregate: Params, mean_loss: float) -> ServerUpdate:
-        c = self.cfg
-        assert state.reference is not None
-        applied = self.should_fine_tune(state, mean_loss)
-        params = aggregate
+    def server_update(self, model: Params, state: FedRefState, aggregate: Aggregate) -> ServerUpdate:
+        p = self.params
+        applied = self.should_fine_tune(state, aggregate.round, aggregate.mean_loss)
+        params = aggregate.model
         if applied:
-            if c.prior == "anchor":
+            if p.prior == "anchor":
                 prior_mean = state.reference
             else:
                 assert state.prev_reference is not None
-                prior_mean = delta_prior_mean(state.params, state.reference, state.prev_reference)
-            params = fine_tune(aggregate, prior_mean, c.lam, c.eta_s, c.step)
-        history = (params, *state.history)[: c.rho]
-        new = dataclasses.replace(
-            state,
-            round=state.round + 1,
-            params=params,
-            last_loss=mean_loss,
+                prior_mean = delta_prior_mean(model, state.reference, state.prev_reference)
+            params = fine_tune(aggregate.model, prior_mean, p.lam, p.eta_s, p.step)
+        history = (params, *state.history)[: p.rho]
+        new = FedRefState(
             history=history,
-            reference=reference_model(history, c.ref_weighting),
+            reference=reference_model(history, p.ref_weighting),
             prev_reference=state.reference,
+            last_loss=aggregate.mean_loss,
         )
-        return ServerUpdate(new, step_applied=applied)
+        return ServerUpdate(params, new, step_applied=applied)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -9,12 +10,20 @@ import numpy as np
 from fedref_ray.config import DataConfig, ExperimentConfig, PartitionConfig
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
+from fedref_ray.data.validate import dataset_from_arrays
 from fedref_ray.errors import UserError
+from fedref_ray.imports import is_import_path, load_object
 from fedref_ray.seeding import rng_for
 
 
 def load_dataset(cfg: DataConfig) -> DatasetArrays:
     """The arrays of `data.name` (sources import lazily, so only the one used is loaded)."""
+    if is_import_path(cfg.name):
+        return load_user_dataset(cfg.name)
+    if cfg.name == "arrays":
+        from fedref_ray.data.sources.arrays import load_arrays
+
+        return load_arrays(str(cfg.path))
     if cfg.name == "synthetic":
         from fedref_ray.data.sources.synthetic import load_synthetic
 
@@ -48,6 +57,22 @@ def load_dataset(cfg: DataConfig) -> DatasetArrays:
     from fedref_ray.data.sources.femnist import load_femnist
 
     return load_femnist(root)
+
+
+def load_user_dataset(name: str) -> DatasetArrays:
+    """Call the user's loader (no arguments): it returns DatasetArrays, or a mapping with x_train, y_train,
+    x_test, y_test and optionally client_ids; either way the arrays are validated like `data.name=arrays`."""
+    loader = load_object("data.name", name)
+    try:
+        got = loader()
+    except Exception as exc:  # noqa: BLE001 - the user's loader failed: one line naming it
+        raise UserError(f"data.name={name!r} failed: {type(exc).__name__}: {exc}") from None
+    if isinstance(got, DatasetArrays):
+        got = {"x_train": got.x_train, "y_train": got.y_train, "x_test": got.x_test, "y_test": got.y_test,
+               "client_ids": got.train_client_ids}  # fmt: skip
+    if not isinstance(got, Mapping):
+        raise UserError(f"data.name={name!r} returned a {type(got).__name__}, not DatasetArrays or a mapping of arrays")
+    return dataset_from_arrays(f"data.name={name!r}", got)
 
 
 def partition_dataset(arrays: DatasetArrays, cfg: PartitionConfig, seed: int) -> list[np.ndarray]:

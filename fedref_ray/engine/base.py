@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 from fedref_ray.aggregation import ClientRecord
 from fedref_ray.checkpoint import ServerSnapshot
@@ -27,6 +28,13 @@ def initial_params(cfg: ExperimentConfig, input_shape: tuple[int, ...], num_clas
         torch.manual_seed(derive_seed(cfg.run.seed, "init"))
         model = build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden)
     return params_from_model(model)
+
+
+def client_state_dir(cfg: ExperimentConfig) -> str | None:
+    """Where the server keeps per-client state: `client_state/` in the results folder (absolute, for actors)."""
+    if cfg.run.results_dir is None:
+        return None
+    return str(Path(cfg.run.results_dir).expanduser().resolve() / "client_state")
 
 
 class Engine(ABC):

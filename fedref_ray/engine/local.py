@@ -5,6 +5,7 @@ It defines the semantics every other engine must reproduce.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from fedref_ray.aggregation import ClientRecord, PartialSum
@@ -13,7 +14,7 @@ from fedref_ray.client_worker import ClientWorker
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
-from fedref_ray.engine.base import Engine
+from fedref_ray.engine.base import Engine, client_state_dir
 from fedref_ray.metrics import Evaluation, RoundRecord, summarize
 from fedref_ray.params import Params
 from fedref_ray.server import Server
@@ -26,8 +27,15 @@ class LocalPool:
     def __init__(self, worker: ClientWorker) -> None:
         self.worker = worker
 
-    def train(self, work: RoundWork, start: Params, anchor: Params | None, tasks: list[ClientTask]) -> list[PartialSum]:
-        return [self.worker.train(work, start, anchor, tasks)]
+    def train(
+        self,
+        work: RoundWork,
+        start: Params,
+        broadcast: dict[str, Params],
+        tasks: list[ClientTask],
+        states: dict[int, dict[str, np.ndarray]],
+    ) -> list[PartialSum]:
+        return [self.worker.train(work, start, broadcast, tasks, states)]
 
     def evaluate(self, params: Params) -> Evaluation:
         return summarize([self.worker.evaluate(params, 0, len(self.worker.y_test))])
@@ -42,7 +50,7 @@ class LocalEngine(Engine):
         if cfg.engine.torch_threads is not None:
             torch.set_num_threads(cfg.engine.torch_threads)
         worker = ClientWorker(cfg, data, arrays.input_shape, arrays.num_classes, start, (arrays.x_test, arrays.y_test))
-        self.server = Server(cfg, start, arrays.num_classes, data.sizes, LocalPool(worker))
+        self.server = Server(cfg, start, data.sizes, LocalPool(worker), client_state_dir(cfg))
 
     def run_round(self) -> tuple[RoundRecord, list[ClientRecord]]:
         return self.server.run_round()

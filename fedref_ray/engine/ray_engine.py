@@ -21,8 +21,9 @@ from fedref_ray.config import EngineConfig, ExperimentConfig
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.engine import ray_compat, shared_inputs
-from fedref_ray.engine.base import Engine
+from fedref_ray.engine.base import Engine, client_state_dir
 from fedref_ray.engine.ray_pool import RayPool
+from fedref_ray.imports import is_import_path, shippable_module
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.server import Server
@@ -31,6 +32,16 @@ from fedref_ray.server import Server
 def torch_threads(cfg: EngineConfig) -> int:
     """Threads per worker: the configured number, else the worker's whole-CPU share (at least 1)."""
     return cfg.torch_threads or max(1, int(cfg.cpus_per_worker))
+
+
+def user_code_options(cfg: ExperimentConfig) -> dict:
+    """Actor options that ship the user's own modules (named by import path, not installed) to every worker.
+
+    Ray's `runtime_env` py_modules uploads them once to the cluster, so workers on other nodes can import them.
+    """
+    names = (cfg.model.name, cfg.data.name, cfg.algorithm.name)
+    modules = {m.__name__: m for m in (shippable_module(n) for n in names if is_import_path(n)) if m is not None}
+    return {"runtime_env": {"py_modules": list(modules.values())}} if modules else {}
 
 
 class RayClientWorker(ClientWorker):
@@ -68,6 +79,7 @@ class RayEngine(Engine):
         self.actors: list = []
         try:
             ray_compat.check_resources(ec)
+            code = user_code_options(cfg)
             data_ref, start_ref, test_ref = ray.put(data), ray.put(start), ray.put((arrays.x_test, arrays.y_test))
             inputs = f"fedref-inputs-{uuid.uuid4().hex}"  # restarted workers fetch the refs again from this actor
             holder = ray.remote(shared_inputs.SharedInputs).options(name=inputs, **ray_compat.server_options(ec))
@@ -75,7 +87,7 @@ class RayEngine(Engine):
             worker_cls = ray.remote(RayClientWorker)
             names = [f"worker-{i}" for i in range(ec.num_workers)]
             workers = [
-                worker_cls.options(**ray_compat.worker_options(ec)).remote(
+                worker_cls.options(**ray_compat.worker_options(ec), **code).remote(
                     cfg, inputs, arrays.input_shape, arrays.num_classes, name
                 )
                 for name in names
@@ -83,12 +95,12 @@ class RayEngine(Engine):
             self.workers = workers
             self.actors.extend(workers)
             server_cls = ray.remote(Server)
-            self.server = server_cls.options(**ray_compat.server_options(ec)).remote(
+            self.server = server_cls.options(**ray_compat.server_options(ec), **code).remote(
                 cfg,
                 start_ref,
-                arrays.num_classes,
                 data.sizes,
                 RayPool(workers, names, len(arrays.y_test), ec.timeout_s),
+                client_state_dir(cfg),
             )
             self.actors.append(self.server)
             # every actor starts (and imports torch) at once; wait for all of them before round 1

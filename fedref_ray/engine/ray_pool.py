@@ -33,13 +33,22 @@ class RayPool:
     def __init__(self, workers: list, names: list[str], num_test: int, timeout_s: float) -> None:
         self.workers, self.names, self.num_test, self.timeout_s = workers, names, num_test, timeout_s
 
-    def train(self, work: RoundWork, start: Params, anchor: Params | None, tasks: list[ClientTask]) -> list[PartialSum]:
+    def train(
+        self,
+        work: RoundWork,
+        start: Params,
+        broadcast: dict[str, Params],
+        tasks: list[ClientTask],
+        states: dict[int, dict[str, np.ndarray]],
+    ) -> list[PartialSum]:
+        """The model and broadcast go into the object store once; each worker gets its own clients' states."""
         start_ref = ray.put(start)
-        anchor_ref = ray.put(anchor) if anchor is not None else None
+        broadcast_ref = ray.put(broadcast)
         calls, names = [], []
         for worker, name, share in zip(self.workers, self.names, balance(tasks, len(self.workers))):
             if share:
-                calls.append(worker.train.remote(work, start_ref, anchor_ref, share))
+                mine = {t.client_id: states[t.client_id] for t in share if t.client_id in states}
+                calls.append(worker.train.remote(work, start_ref, broadcast_ref, share, mine))
                 names.append(name)
         return ray_compat.get_all(calls, names, self.timeout_s, what=f"round {work.round}")
 

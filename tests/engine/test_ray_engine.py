@@ -24,6 +24,8 @@ ALGORITHMS = {
     "fedopt": ("algorithm.name=fedopt", "algorithm.server_lr=0.01"),
     "fedref": ("algorithm.name=fedref", "algorithm.rho=2", "algorithm.lam=0.5", "algorithm.mu=0.1",
                "algorithm.client_prior=reference"),
+    # 8 clients, 5 a round, 4 rounds: clients return, so their control variates c_k are read back
+    "scaffold": ("algorithm.name=scaffold", "partition.num_clients=8", "run.rounds=4"),
 }  # fmt: skip
 
 
@@ -55,19 +57,23 @@ def test_ray_engine_matches_local_engine(tmp_path, ray_session, algorithm):
     assert set(workers) == {"worker-0", "worker-1"}
 
 
-@pytest.mark.parametrize("num_workers", [1, 3])
-def test_worker_count_does_not_change_results(tmp_path, ray_session, num_workers):
-    local = run_experiment(tiny_config(tmp_path / "local"), quiet=True)
+@pytest.mark.parametrize(("algorithm", "num_workers"), [("fedavg", 1), ("fedavg", 3), ("scaffold", 3)])
+def test_worker_count_does_not_change_results(tmp_path, ray_session, algorithm, num_workers):
+    overrides = ALGORITHMS[algorithm]
+    local = run_experiment(tiny_config(tmp_path / "local", *overrides), quiet=True)
     remote = run_experiment(
-        tiny_config(tmp_path / "ray", "engine.name=ray", f"engine.num_workers={num_workers}"), quiet=True
+        tiny_config(tmp_path / "ray", *overrides, "engine.name=ray", f"engine.num_workers={num_workers}"), quiet=True
     )
     assert_params_close(local.params, remote.params)
     assert sampled_clients(local) == sampled_clients(remote)
 
 
-def test_killed_worker_is_restarted_and_the_round_result_is_unchanged(tmp_path, ray_session):
-    # Prepare: rounds long enough (~seconds) to kill a worker in the middle of one
+@pytest.mark.parametrize("algorithm", ["fedavg", "scaffold"])
+def test_killed_worker_is_restarted_and_the_round_result_is_unchanged(tmp_path, ray_session, algorithm):
+    # Prepare: rounds long enough (~seconds) to kill a worker in the middle of one; SCAFFOLD's clients of
+    # round 2 that took part in round 1 bring their control variates to the re-run task
     overrides = (
+        *(("algorithm.name=scaffold", "partition.num_clients=6") if algorithm == "scaffold" else ()),
         "engine.name=ray",
         "engine.num_workers=2",
         "model.hidden=256",
