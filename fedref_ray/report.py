@@ -93,10 +93,13 @@ def flatten(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def differing_keys(runs: Sequence[Run]) -> list[str]:
-    """Config keys (dotted, sorted) whose values are not the same in all runs, seed and results_dir excepted."""
+    """Config keys (dotted, sorted) whose values differ among the runs that have them, seed and results_dir excepted.
+
+    A key only some runs have (another algorithm's coefficient) differs only if those runs disagree on it.
+    """
     flats = [flatten(r.config) for r in runs]
     keys = sorted(set().union(*flats) - IGNORED_KEYS) if flats else []
-    return [k for k in keys if any(f.get(k, _MISSING) != flats[0].get(k, _MISSING) for f in flats)]
+    return [k for k in keys if len({repr(f[k]) for f in flats if k in f}) > 1]
 
 
 def _format_value(value: Any) -> str:
@@ -122,7 +125,8 @@ def group_runs(runs: Sequence[Run]) -> dict[str, list[Run]]:
     for run in runs:
         flat = flatten(run.config)
         values = [flat.get(k, _MISSING) for k in keys]
-        label = " ".join([run.algorithm] + [f"{n}={_format_value(v)}" for n, v in zip(names, values, strict=True)])
+        shown = [f"{n}={_format_value(v)}" for n, v in zip(names, values, strict=True) if v is not _MISSING]
+        label = " ".join([run.algorithm, *shown])
         order = (run.algorithm, tuple(_sort_value(v) for v in values))
         found.setdefault(label, (order, []))[1].append(run)
     ordered = sorted(found.items(), key=lambda item: (item[1][0], item[0]))

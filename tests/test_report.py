@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from fedref_ray.cli import main
+from fedref_ray.algorithms.fedref import FedRefParams
 from fedref_ray.config import AlgorithmConfig, ExperimentConfig, RunConfig, config_to_yaml
 from fedref_ray.errors import UserError
 from fedref_ray.report import REPORT_FILES, group_runs, load_run, summary_table, write_report
@@ -33,7 +34,7 @@ def make_run(
     1 MB up and trains 100 client samples, so round r has cumulative 2r MB and 100r samples."""
     folder.mkdir(parents=True)
     cfg = ExperimentConfig(
-        algorithm=AlgorithmConfig(name=algorithm, lam=lam),
+        algorithm=AlgorithmConfig(name=algorithm, params=FedRefParams(lam=lam) if algorithm == "fedref" else None),
         run=RunConfig(seed=seed, rounds=3, target_accuracy=TARGET, results_dir=str(folder)),
     )
     (folder / "config.yaml").write_text(config_to_yaml(cfg))

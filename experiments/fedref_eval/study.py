@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fedref_ray.algorithms.registry import algorithm_class
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 TUNE_TRIALS = RESULTS / "tune_trials.parquet"
@@ -23,13 +25,8 @@ TUNED = RESULTS / "tuned.json"
 META = RESULTS / "study_meta.json"
 
 ALGORITHMS = ("fedavg", "fedprox", "fedopt", "fedref")
-# The coefficients each algorithm was tuned over (besides training.lr), as config fields.
-COEFFICIENTS = {
-    "fedavg": (),
-    "fedprox": ("algorithm.mu",),
-    "fedopt": ("algorithm.server_lr",),
-    "fedref": ("algorithm.lam", "algorithm.mu"),
-}
+# The coefficients each algorithm was tuned over (besides training.lr), as config fields: each algorithm's own.
+COEFFICIENTS = {a: tuple(f"algorithm.{c}" for c in algorithm_class(a).coefficients) for a in ALGORITHMS}
 DATASET_FIELDS = ("data.name", "model.name", "run.target_accuracy")
 CELL_FIELDS = ("partition.alpha", "system.faulty_fraction")
 # What tells one algorithm setting from another, in every stage.

@@ -14,6 +14,8 @@ tensors, and imports torch only there, so the server never loads it.
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
@@ -25,6 +27,19 @@ if TYPE_CHECKING:
 
 Weighting = Literal["samples", "uniform", "sum"]
 WEIGHTINGS: tuple[str, ...] = ("samples", "uniform", "sum")
+
+
+def check_choices(params: Any) -> None:
+    """ValueError for a Literal field outside its choices or an int field given a non-integer (params dataclasses
+    call this in __post_init__, so a directly built params object is checked like one read from YAML)."""
+    hints = typing.get_type_hints(type(params))
+    for f in dataclasses.fields(params):
+        value, hint = getattr(params, f.name), hints[f.name]
+        if typing.get_origin(hint) is Literal and value not in typing.get_args(hint):
+            choices = ", ".join(map(str, typing.get_args(hint)))
+            raise ValueError(f"{f.name}={value!r} is not allowed: one of {choices}")
+        if hint is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{f.name}={value!r} is not allowed: an integer")
 
 
 @dataclass(frozen=True)

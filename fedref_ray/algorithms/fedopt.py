@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from fedref_ray.algorithms.base import Aggregate, Algorithm, ServerUpdate
+from fedref_ray.algorithms.base import Aggregate, Algorithm, ServerUpdate, check_choices
 from fedref_ray.params import Params
 
 
@@ -26,6 +26,7 @@ class FedOptParams:
     tau: float = 1e-3
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if not self.server_lr > 0:
             raise ValueError(f"server_lr={self.server_lr!r} is not allowed: a number > 0")
         for key in ("beta1", "beta2"):

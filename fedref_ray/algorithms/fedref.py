@@ -7,10 +7,11 @@ warm-up of `rho` rounds, optionally only when the clients' cost went up (the gat
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Literal
 
-from fedref_ray.algorithms.base import Aggregate, Algorithm, ClientContext, ClientHalf, ServerUpdate
+from fedref_ray.algorithms.base import Aggregate, Algorithm, ClientContext, ClientHalf, ServerUpdate, check_choices
 from fedref_ray.algorithms.fedprox import ProximalHalf
 from fedref_ray.algorithms.reference import delta_prior_mean, fine_tune, reference_model
 from fedref_ray.params import Params
@@ -31,12 +32,15 @@ class FedRefParams:
     step: Literal["closed_form", "gradient"] = "closed_form"
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if not self.mu >= 0:
             raise ValueError(f"mu={self.mu!r} is not allowed: a number >= 0")
         if not self.lam >= 0:
             raise ValueError(f"lam={self.lam!r} is not allowed: a number >= 0")
         if not self.eta_s > 0:
             raise ValueError(f"eta_s={self.eta_s!r} is not allowed: a number > 0")
+        if self.gate_delta is not None and not math.isfinite(self.gate_delta):
+            raise ValueError(f"gate_delta={self.gate_delta!r} is not allowed: null or a finite number")
         if not self.rho >= 1:
             raise ValueError(f"rho={self.rho!r} is not allowed: an integer >= 1")
 
@@ -88,8 +92,8 @@ class FedRef(Algorithm):
             if p.prior == "anchor":
                 prior_mean = state.reference
             else:
-                assert state.prev_reference is not None
-                prior_mean = delta_prior_mean(model, state.reference, state.prev_reference)
+                previous = state.prev_reference if state.prev_reference is not None else state.reference  # no move yet
+                prior_mean = delta_prior_mean(model, state.reference, previous)
             params = fine_tune(aggregate.model, prior_mean, p.lam, p.eta_s, p.step)
         history = (params, *state.history)[: p.rho]
         new = FedRefState(

@@ -15,7 +15,15 @@ from typing import Literal
 
 import numpy as np
 
-from fedref_ray.algorithms.base import Aggregate, Algorithm, ClientContext, ClientHalf, ClientResult, ServerUpdate
+from fedref_ray.algorithms.base import (
+    Aggregate,
+    Algorithm,
+    ClientContext,
+    ClientHalf,
+    ClientResult,
+    ServerUpdate,
+    check_choices,
+)
 from fedref_ray.params import Params
 
 
@@ -27,6 +35,7 @@ class ScaffoldParams:
     weighting: Literal["samples", "uniform"] = "samples"
 
     def __post_init__(self) -> None:
+        check_choices(self)
         if not self.eta_g > 0:
             raise ValueError(f"eta_g={self.eta_g!r} is not allowed: a number > 0")
 

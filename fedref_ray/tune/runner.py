@@ -1,6 +1,7 @@
 """Run or resume a sweep: the sweep folder, per-trial placement groups, the up-front cluster check, the Tuner.
 
 The folder's layout is `fedref_ray.tune.layout`'s; after the trials, trials.parquet and best.json are written.
+A sweep holds its folder's lock (`fedref_ray.locking`) from start to end, so two sweeps never share one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import yaml
 
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.errors import UserError
+from fedref_ray.locking import LOCK_NAME, folder_lock
 from fedref_ray.tune import tune_compat
 from fedref_ray.tune.layout import EXPERIMENT_NAME, RUNS_DIR, SPEC_FILE, find_sweep_dir
 from fedref_ray.tune.space import SweepSpec, dump_sweep, parse_sweep, probe_configs, resolve_point, trial_config
@@ -110,7 +112,7 @@ def default_sweep_dir(spec: SweepSpec) -> Path:
 
 
 def _prepare(sweep_dir: Path) -> None:
-    if sweep_dir.exists() and (not sweep_dir.is_dir() or any(sweep_dir.iterdir())):
+    if sweep_dir.exists() and (not sweep_dir.is_dir() or any(p.name != LOCK_NAME for p in sweep_dir.iterdir())):
         raise UserError(
             f"sweep folder '{sweep_dir}' exists and is not empty: resume it with fedref-ray tune --resume {sweep_dir}, "
             "or choose another --results-dir"
@@ -140,7 +142,12 @@ def run_sweep(spec: SweepSpec, sweep_dir: Path | None = None, *, quiet: bool = F
     """Run every trial of a validated sweep into a new (or empty) sweep folder."""
     began = time.perf_counter()
     sweep_dir = Path(sweep_dir) if sweep_dir is not None else default_sweep_dir(spec)
-    _prepare(sweep_dir)
+    with folder_lock(sweep_dir, field="--results-dir"):  # first: a running sweep is named, not called "not empty"
+        _prepare(sweep_dir)
+        return _start_sweep(spec, sweep_dir, quiet, began)
+
+
+def _start_sweep(spec: SweepSpec, sweep_dir: Path, quiet: bool, began: float) -> SweepOutcome:
     (sweep_dir / SPEC_FILE).write_text(dump_sweep(spec))
     trainable, resources = _wrapped(spec, _setup(spec, sweep_dir))
     max_t = max(c.run.rounds for c in probe_configs(spec))
@@ -183,8 +190,11 @@ def resume_sweep(path: str | Path, *, ray_num_cpus: int | None = None) -> SweepO
     """Resume an interrupted sweep: finished trials are kept, the others run (from their last checkpoint)."""
     began = time.perf_counter()
     sweep_dir = sweep_dir_of(path)
-    spec = load_saved_spec(sweep_dir, ray_num_cpus)
-    trainable, resources = _wrapped(spec, _setup(spec, sweep_dir))
-    return _run(
-        spec, sweep_dir, lambda: tune_compat.restore_tuner(sweep_dir / EXPERIMENT_NAME, trainable, resources), began
-    )
+    with folder_lock(sweep_dir, field="--resume"):
+        spec = load_saved_spec(sweep_dir, ray_num_cpus)
+        trainable, resources = _wrapped(spec, _setup(spec, sweep_dir))
+
+        def restore() -> Any:
+            return tune_compat.restore_tuner(sweep_dir / EXPERIMENT_NAME, trainable, resources)
+
+        return _run(spec, sweep_dir, restore, began)

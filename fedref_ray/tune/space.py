@@ -4,7 +4,12 @@ A dimension is written `field: KIND [args]` (or `field: {KIND: [args]}`) with KI
 `grid`, `choice`, `uniform`, `loguniform`, `randint` (high excluded, as in Tune). A name that is
 not a config field names a joint dimension: a `grid` or `choice` of mappings `{section.key: value}`
 that set several fields together (e.g. FedProx with its mu, FedRef with its lam). Every field, range
-and value is checked, and every grid point is built into an `ExperimentConfig`, before any trial starts.
+and value is checked, and the grid points are built into `ExperimentConfig`s before any trial starts:
+all of them up to MAX_PROBES points (ranges at both ends), else each dimension's values in turn.
+
+A space may cross algorithms with coefficients (`algorithm.name: grid [fedavg, fedref]` with
+`algorithm.lam: ...`): a trial leaves out the coefficients its algorithm does not take, as long as
+a built-in algorithm or the base's takes them; any other key is an error.
 """
 
 from __future__ import annotations
@@ -22,7 +27,15 @@ from typing import Any, Literal
 
 import yaml
 
-from fedref_ray.config import ExperimentConfig, build_config, parse_override, read_yaml
+from fedref_ray.algorithms.registry import BUILTIN_ALGORITHMS
+from fedref_ray.config import (
+    ExperimentConfig,
+    algorithm_keys,
+    build_config,
+    parse_override,
+    read_yaml,
+    retarget_algorithm,
+)
 from fedref_ray.errors import UserError
 from fedref_ray.tune.metrics import METRIC_NAMES
 
@@ -123,26 +136,61 @@ class SweepSpec:
 
 @functools.cache
 def config_fields() -> dict[str, tuple[str, ...]]:
-    """Every config section and its keys, read off the dataclasses."""
+    """Every config section and its keys, read off the dataclasses (algorithm: every built-in's keys)."""
     hints = typing.get_type_hints(ExperimentConfig)
-    return {
+    fields = {
         section.name: tuple(f.name for f in dataclasses.fields(hints[section.name]))
         for section in dataclasses.fields(ExperimentConfig)
     }
+    keys = [k for name in BUILTIN_ALGORITHMS for k in algorithm_keys(name)]
+    fields["algorithm"] = tuple(dict.fromkeys(keys))
+    return fields
 
 
 def is_field(name: str) -> bool:
+    """A section.key of the config; any algorithm key qualifies (a user algorithm's own keys included),
+    and is checked against the trial's algorithm when the grid points are built."""
     section, _, key = name.partition(".")
+    if section == "algorithm":
+        return key.isidentifier()
     return key in config_fields().get(section, ())
 
 
 def set_fields(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of the nested config `raw` with dotted `values` set (validation is build_config's)."""
+    """A copy of the nested config `raw` with dotted `values` set; switching algorithm.name keeps only the
+    base's algorithm keys the new algorithm takes (validation is build_config's)."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    base_algorithm = (merged.get("algorithm") or {}).get("name", "fedavg")
+    if "algorithm.name" in values and values["algorithm.name"] != base_algorithm:
+        merged["algorithm"] = retarget_algorithm(merged.get("algorithm"), values["algorithm.name"])
     for name, value in values.items():
         section, _, key = name.partition(".")
         merged[section] = {**(merged.get(section) or {}), key: value}
     return merged
+
+
+def sweep_algorithms(spec: SweepSpec) -> tuple[str, ...]:
+    """Every algorithm.name a sweep's trials can have: the base's, then the space's, in order of appearance."""
+    names = [(spec.base.get("algorithm") or {}).get("name", "fedavg")]
+    for dim in spec.space:
+        if dim.joint:
+            names += [option["algorithm.name"] for option in dim.values if "algorithm.name" in option]
+        elif dim.name == "algorithm.name":
+            names += list(dim.values)
+    return tuple(dict.fromkeys(names))
+
+
+def _drop_foreign_coefficients(raw: dict[str, Any], base_algorithm: str) -> dict[str, Any]:
+    """Leave out algorithm keys the trial's algorithm does not take but a built-in or the base's algorithm does."""
+    section = raw.get("algorithm")
+    if not isinstance(section, dict):
+        return raw
+    try:
+        own = set(algorithm_keys(section.get("name", "fedavg")))
+        known = set(config_fields()["algorithm"]) | set(algorithm_keys(base_algorithm))
+    except UserError:
+        return raw  # a bad name: build_config reports it
+    return {**raw, "algorithm": {k: v for k, v in section.items() if k in own or k not in known}}
 
 
 def trial_config(
@@ -150,7 +198,8 @@ def trial_config(
 ) -> ExperimentConfig:
     """The experiment one trial runs: the base with the trial's field values (and its results folder) set."""
     extra = {"run.results_dir": results_dir} if results_dir is not None else {}
-    return build_config(set_fields(base, {**fields, **extra}))
+    raw = set_fields(base, {**fields, **extra})
+    return build_config(_drop_foreign_coefficients(raw, (base.get("algorithm") or {}).get("name", "fedavg")))
 
 
 def resolve_point(space: Sequence[Dimension], point: Mapping[str, Any]) -> dict[str, Any]:
@@ -281,6 +330,23 @@ def probe_configs(spec: SweepSpec) -> list[ExperimentConfig]:
     return [trial_config(spec.base, resolve_point(spec.space, p)) for p in _probe_points(spec.space)]
 
 
+def _check_coefficients_are_used(source: str, spec: SweepSpec) -> None:
+    """A swept algorithm key must belong to some algorithm the sweep runs, or every trial would drop it."""
+    taken = {k for name in sweep_algorithms(spec) for k in _keys_or_none(name)}
+    for field in spec.fields():
+        section, _, key = field.partition(".")
+        if section == "algorithm" and key not in taken:
+            names = ", ".join(sweep_algorithms(spec))
+            raise UserError(f"{_where(source)}: space.{field}: no algorithm of this sweep ({names}) takes {key}")
+
+
+def _keys_or_none(name: str) -> tuple[str, ...]:
+    try:
+        return algorithm_keys(name)
+    except UserError:
+        return ()  # a bad algorithm name is reported by the grid-point check
+
+
 def _check_points(source: str, base: Mapping[str, Any], space: Sequence[Dimension]) -> None:
     for point in _probe_points(space):
         fields = resolve_point(space, point)
@@ -395,6 +461,7 @@ def parse_sweep(raw: Mapping[str, Any], source: str, base_dir: Path, cli_overrid
     twice = sorted({f for f in swept if swept.count(f) > 1})
     if twice:
         raise UserError(f"{_where(source)}: space sets {', '.join(twice)} in more than one dimension")
+    _check_coefficients_are_used(source, SweepSpec(source, base, space))
     _check_points(source, base, space)
     max_rounds = max(c.run.rounds for c in probe_configs(SweepSpec(source, base, space)))
     values = {key: raw.get(key, default) for key, (default, _, _) in _SCALARS.items()}

@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from fedref_ray.algorithms.registry import algorithm_class
 from fedref_ray.errors import UserError
 from fedref_ray.report import mean_std, to_target_cell
 from fedref_ray.tune.layout import BEST_FILE, EXPERIMENT_NAME, TRIALS_FILE
@@ -25,7 +26,6 @@ from fedref_ray.tune.layout import BEST_FILE, EXPERIMENT_NAME, TRIALS_FILE
 SEED = "run.seed"
 ALGORITHM = "algorithm.name"
 ALPHA = "partition.alpha"
-COEFFICIENTS = ("algorithm.mu", "algorithm.lam")
 NEEDED = ("trial_id", "round", "test_accuracy", "forgetting", "bytes_total", "stopped_early", ALGORITHM, SEED,
           "run.target_accuracy")  # fmt: skip
 TABLE_HEADER = (
@@ -231,6 +231,20 @@ def report_markdown(
     return "\n".join(lines) + "\n"
 
 
+def coefficient_columns(trials: pd.DataFrame) -> list[str]:
+    """The `algorithm.*` columns that are coefficients of an algorithm in the table (each algorithm declares its own)."""
+    names = [n for n in trials[ALGORITHM].dropna().unique()] if ALGORITHM in trials else []
+    found = [f"algorithm.{c}" for n in names for c in _declared_coefficients(str(n))]
+    return [c for c in dict.fromkeys(found) if c in trials]
+
+
+def _declared_coefficients(name: str) -> tuple[str, ...]:
+    try:
+        return algorithm_class(name).coefficients
+    except UserError:  # an algorithm of user code that is not importable here: no coefficient plots for it
+        return ()
+
+
 def write_sweep_report(sweep_dir: str | Path, out: str | Path | None = None) -> Path:
     """Read the sweep's trials.parquet and write the plots and report.md (default: SWEEP_DIR/report)."""
     sweep = Path(sweep_dir)
@@ -246,7 +260,7 @@ def write_sweep_report(sweep_dir: str | Path, out: str | Path | None = None) -> 
     if ALPHA in varied:
         plots.append("vs_alpha.png")
         plot_against(trials, ALPHA, varied, out_dir / plots[-1])
-    for column in COEFFICIENTS:
+    for column in coefficient_columns(trials):
         users = _coefficient_users(trials, column) if column in varied else []
         if users:
             plots.append(f"vs_{column.rsplit('.', 1)[-1]}.png")

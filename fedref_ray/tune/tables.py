@@ -1,7 +1,8 @@
 """A sweep's results as data: trials.parquet (every trial x every round, parameters as columns) and best.json.
 
 Parameter columns are named by their config field (`algorithm.mu`, `partition.alpha`, ...); every
-other column is a trial attribute or a reported metric (`fedref_ray.tune.metrics`).
+other column is a trial attribute or a reported metric (`fedref_ray.tune.metrics`). Paths under the home
+folder are written as `~/...` (`fedref_ray.paths`), as in config.yaml.
 """
 
 from __future__ import annotations
@@ -14,17 +15,18 @@ from typing import Any
 
 import pandas as pd
 
+from fedref_ray.paths import home_as_tilde
 from fedref_ray.results import atomic_write
 from fedref_ray.tune.layout import BEST_FILE, SUMMARY_FILE, TRIALS_FILE, trial_results_dir
 from fedref_ray.tune.metrics import METRIC_NAMES, TIME_NAMES
-from fedref_ray.tune.space import SweepSpec, resolve_point, trial_config
+from fedref_ray.algorithms.registry import algorithm_class
+from fedref_ray.tune.space import SweepSpec, resolve_point, sweep_algorithms, trial_config
 from fedref_ray.tune.tune_compat import FINISHED, TrialState
 
-# Always present, so the sweep report can plot against them even when they are not swept.
+# Always present, so the sweep report can plot against them even when they are not swept; the sweep's
+# algorithms add their own coefficients (each algorithm's `coefficients` says which).
 REPORT_FIELDS = (
     "algorithm.name",
-    "algorithm.mu",
-    "algorithm.lam",
     "partition.alpha",
     "run.seed",
     "run.rounds",
@@ -34,13 +36,15 @@ TRIAL_COLUMNS = ("trial_id", "status", "stopped_early", "results_dir")
 
 
 def param_columns(spec: SweepSpec) -> list[str]:
-    """The swept fields, then the report fields that are not swept."""
-    return list(dict.fromkeys([*spec.fields(), *REPORT_FIELDS]))
+    """The swept fields, then the report fields and the sweep's algorithms' coefficients that are not swept."""
+    coefficients = [f"algorithm.{c}" for name in sweep_algorithms(spec) for c in algorithm_class(name).coefficients]
+    return list(dict.fromkeys([*spec.fields(), *REPORT_FIELDS[:1], *coefficients, *REPORT_FIELDS[1:]]))
 
 
 def _field_value(config: Mapping[str, Any], field: str) -> Any:
+    """The trial's value of `field`; None for a coefficient its algorithm does not have."""
     section, _, key = field.partition(".")
-    return config[section][key]
+    return config[section].get(key)
 
 
 def trial_rows(spec: SweepSpec, state: TrialState, runs_dir: Path) -> list[dict[str, Any]]:
@@ -48,7 +52,7 @@ def trial_rows(spec: SweepSpec, state: TrialState, runs_dir: Path) -> list[dict[
     if state.rows.empty or "round" not in state.rows:
         return []
     config = trial_config(spec.base, resolve_point(spec.space, state.point)).to_dict()
-    params = {name: _field_value(config, name) for name in param_columns(spec)}
+    params = {name: home_as_tilde(_field_value(config, name)) for name in param_columns(spec)}
     frame = state.rows.dropna(subset=["round"]).astype({"round": int})  # Tune's own rows carry no round
     frame = frame.drop_duplicates("round", keep="last").sort_values("round")
     if frame.empty:
@@ -58,7 +62,7 @@ def trial_rows(spec: SweepSpec, state: TrialState, runs_dir: Path) -> list[dict[
         "trial_id": state.trial_id,
         "status": state.status,
         "stopped_early": state.status == FINISHED and last_round < config["run"]["rounds"],
-        "results_dir": str(trial_results_dir(runs_dir, state.trial_id)),
+        "results_dir": home_as_tilde(str(trial_results_dir(runs_dir, state.trial_id))),
     }
     names = [n for n in (*METRIC_NAMES, *TIME_NAMES) if n in frame.columns]
     return [{**trial, **params, **{n: row[n] for n in names}} for row in frame.to_dict("records")]
@@ -92,7 +96,7 @@ def best_trial(spec: SweepSpec, table: pd.DataFrame) -> dict[str, Any] | None:
     if pool.empty:
         return None
     row = pool.loc[pool[metric].idxmax() if mode == "max" else pool[metric].idxmin()]
-    summary_path = Path(row["results_dir"]) / SUMMARY_FILE
+    summary_path = Path(row["results_dir"]).expanduser() / SUMMARY_FILE
     return {
         "metric": metric,
         "mode": mode,

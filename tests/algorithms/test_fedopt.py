@@ -12,18 +12,20 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
-from fedref_ray.algorithms import FedOpt, build_algorithm
-from fedref_ray.algorithms.base import ClientObjective
-from fedref_ray.config import AlgorithmConfig
+from fedref_ray.algorithms import ClientHalf, FedOpt, build_algorithm
+from fedref_ray.algorithms.fedopt import FedOptParams, FedOptState
+from fedref_ray.config import AlgorithmConfig, build_config
+from fedref_ray.errors import UserError
+from tests.algorithms.helpers import aggregate, context, linear
 
 LR, B1, B2, TAU = 0.5, 0.5, 0.75, 0.1
 
 
 def _fedopt(optimizer: str) -> FedOpt:
-    algo = build_algorithm(
-        AlgorithmConfig(name="fedopt", server_optimizer=optimizer, server_lr=LR, beta1=B1, beta2=B2, tau=TAU)
-    )
+    params = FedOptParams(server_optimizer=optimizer, server_lr=LR, beta1=B1, beta2=B2, tau=TAU)
+    algo = build_algorithm(AlgorithmConfig(name="fedopt", params=params))
     assert isinstance(algo, FedOpt)
     return algo
 
@@ -37,17 +39,28 @@ def _f32(x: float) -> float:
 
 
 def test_init_state_has_m_zero_and_v_tau_squared() -> None:
+    """m_0 = 0 and v_0 = tau^2 = 0.01 for every key, shaped like the model."""
     # Prepare / Execute
     state = _fedopt("adam").init_state({"w": np.array([1.0, 2.0], np.float32), "b": np.zeros((2, 3), np.float32)})
     # Assert
-    np.testing.assert_array_equal(state.opt_m["w"], [0.0, 0.0])
-    np.testing.assert_allclose(state.opt_v["w"], [0.01, 0.01], rtol=1e-12)
-    assert state.opt_m["b"].shape == (2, 3) and state.opt_v["b"].shape == (2, 3)
+    assert isinstance(state, FedOptState)
+    np.testing.assert_array_equal(state.m["w"], [0.0, 0.0])
+    np.testing.assert_allclose(state.v["w"], [0.01, 0.01], rtol=1e-12)
+    assert state.m["b"].shape == (2, 3) and state.v["b"].shape == (2, 3)
 
 
-def test_client_objective_is_fedavgs() -> None:
-    # Prepare / Execute / Assert
-    assert _fedopt("yogi").client_objective() == ClientObjective(mu=0.0, anchor="none")
+def test_client_half_is_fedavgs() -> None:
+    """FedOpt changes only the server: plain ClientHalf, no loss term, nothing broadcast besides the model."""
+    # Prepare
+    algo = _fedopt("yogi")
+    fm = linear([[1.0, 2.0]])
+    half = algo.client(context(fm))
+    x = torch.ones(1, 2)
+    # Execute
+    term = half.loss_term(fm.model(x), x, torch.zeros(1, dtype=torch.long))
+    # Assert
+    assert type(half) is ClientHalf and term is None
+    assert algo.broadcast(_p(1.0, 2.0), algo.init_state(_p(1.0, 2.0))) == {}
 
 
 def test_adam_one_and_two_steps() -> None:
@@ -57,7 +70,8 @@ def test_adam_one_and_two_steps() -> None:
     v_2 = 0.75 v_1 + 0.25 Delta_2^2, theta_2 = theta_1 + 0.5 m_2 / (sqrt(v_2) + 0.1)."""
     # Prepare
     algo = _fedopt("adam")
-    state = algo.init_state(_p(1.0, 2.0))
+    theta0 = _p(1.0, 2.0)
+    state = algo.init_state(theta0)
     v1 = [1.0075, 0.2575]
     t1 = [_f32(1 + 0.5 / (math.sqrt(1.0075) + 0.1)), _f32(2 - 0.25 / (math.sqrt(0.2575) + 0.1))]
     d2 = [2.0 - t1[0], 4.0 - t1[1]]
@@ -65,17 +79,17 @@ def test_adam_one_and_two_steps() -> None:
     v2 = [0.75 * v1[0] + 0.25 * d2[0] ** 2, 0.75 * v1[1] + 0.25 * d2[1] ** 2]
     t2 = [t1[i] + 0.5 * m2[i] / (math.sqrt(v2[i]) + 0.1) for i in range(2)]
     # Execute
-    first = algo.server_update(state, _p(3.0, 1.0), 0.9)
-    second = algo.server_update(first.state, _p(2.0, 4.0), 0.8)
+    first = algo.server_update(theta0, state, aggregate(1, _p(3.0, 1.0), 0.9))
+    second = algo.server_update(first.model, first.state, aggregate(2, _p(2.0, 4.0), 0.8))
     # Assert
-    assert first.step_applied and second.step_applied and second.state.round == 2
-    np.testing.assert_allclose(first.state.opt_m["w"], [1.0, -0.5], rtol=1e-6)
-    np.testing.assert_allclose(first.state.opt_v["w"], v1, rtol=1e-6)
-    np.testing.assert_allclose(first.state.params["w"], t1, rtol=1e-6)
-    np.testing.assert_allclose(second.state.opt_m["w"], m2, rtol=1e-6)
-    np.testing.assert_allclose(second.state.opt_v["w"], v2, rtol=1e-6)
-    np.testing.assert_allclose(second.state.params["w"], t2, rtol=1e-6)
-    assert second.state.params["w"].dtype == np.float32
+    assert first.step_applied and second.step_applied
+    np.testing.assert_allclose(first.state.m["w"], [1.0, -0.5], rtol=1e-6)
+    np.testing.assert_allclose(first.state.v["w"], v1, rtol=1e-6)
+    np.testing.assert_allclose(first.model["w"], t1, rtol=1e-6)
+    np.testing.assert_allclose(second.state.m["w"], m2, rtol=1e-6)
+    np.testing.assert_allclose(second.state.v["w"], v2, rtol=1e-6)
+    np.testing.assert_allclose(second.model["w"], t2, rtol=1e-6)
+    assert second.model["w"].dtype == np.float32
 
 
 def test_yogi_one_and_two_steps() -> None:
@@ -86,7 +100,8 @@ def test_yogi_one_and_two_steps() -> None:
     shrinks: v_2 = 1.01 - 0.25 Delta_2[0]^2; coordinate 1 has v_1 < Delta^2: v_2 = 0.26 + 0.25 Delta_2[1]^2."""
     # Prepare
     algo = _fedopt("yogi")
-    state = algo.init_state(_p(1.0, 2.0))
+    theta0 = _p(1.0, 2.0)
+    state = algo.init_state(theta0)
     v1 = [1.01, 0.26]
     t1 = [_f32(1 + 0.5 / (math.sqrt(1.01) + 0.1)), _f32(2 - 0.25 / (math.sqrt(0.26) + 0.1))]
     d2 = [1.5 - t1[0], 4.0 - t1[1]]
@@ -94,17 +109,17 @@ def test_yogi_one_and_two_steps() -> None:
     v2 = [1.01 - 0.25 * d2[0] ** 2, 0.26 + 0.25 * d2[1] ** 2]
     t2 = [t1[i] + 0.5 * m2[i] / (math.sqrt(v2[i]) + 0.1) for i in range(2)]
     # Execute
-    first = algo.server_update(state, _p(3.0, 1.0), 0.9)
-    second = algo.server_update(first.state, _p(1.5, 4.0), 0.8)
+    first = algo.server_update(theta0, state, aggregate(1, _p(3.0, 1.0), 0.9))
+    second = algo.server_update(first.model, first.state, aggregate(2, _p(1.5, 4.0), 0.8))
     # Assert
-    np.testing.assert_allclose(first.state.opt_m["w"], [1.0, -0.5], rtol=1e-6)
-    np.testing.assert_allclose(first.state.opt_v["w"], v1, rtol=1e-6)
-    np.testing.assert_allclose(first.state.params["w"], t1, rtol=1e-6)
-    np.testing.assert_allclose(second.state.opt_v["w"], v2, rtol=1e-6)
-    assert second.state.opt_v["w"][0] < first.state.opt_v["w"][0]  # Yogi's shrinking branch
-    assert second.state.opt_v["w"][1] > first.state.opt_v["w"][1]  # and its growing branch
-    np.testing.assert_allclose(second.state.opt_m["w"], m2, rtol=1e-6)
-    np.testing.assert_allclose(second.state.params["w"], t2, rtol=1e-6)
+    np.testing.assert_allclose(first.state.m["w"], [1.0, -0.5], rtol=1e-6)
+    np.testing.assert_allclose(first.state.v["w"], v1, rtol=1e-6)
+    np.testing.assert_allclose(first.model["w"], t1, rtol=1e-6)
+    np.testing.assert_allclose(second.state.v["w"], v2, rtol=1e-6)
+    assert second.state.v["w"][0] < first.state.v["w"][0]  # Yogi's shrinking branch
+    assert second.state.v["w"][1] > first.state.v["w"][1]  # and its growing branch
+    np.testing.assert_allclose(second.state.m["w"], m2, rtol=1e-6)
+    np.testing.assert_allclose(second.model["w"], t2, rtol=1e-6)
 
 
 def test_adam_and_yogi_differ_in_the_second_moment_only() -> None:
@@ -112,11 +127,11 @@ def test_adam_and_yogi_differ_in_the_second_moment_only() -> None:
     # Prepare
     adam, yogi = _fedopt("adam"), _fedopt("yogi")
     # Execute
-    a = adam.server_update(adam.init_state(_p(1.0, 2.0)), _p(3.0, 1.0), 1.0).state
-    y = yogi.server_update(yogi.init_state(_p(1.0, 2.0)), _p(3.0, 1.0), 1.0).state
+    a = adam.server_update(_p(1.0, 2.0), adam.init_state(_p(1.0, 2.0)), aggregate(1, _p(3.0, 1.0))).state
+    y = yogi.server_update(_p(1.0, 2.0), yogi.init_state(_p(1.0, 2.0)), aggregate(1, _p(3.0, 1.0))).state
     # Assert
-    np.testing.assert_array_equal(a.opt_m["w"], y.opt_m["w"])
-    np.testing.assert_allclose(y.opt_v["w"] - a.opt_v["w"], [0.0025, 0.0025], rtol=1e-6)
+    np.testing.assert_array_equal(a.m["w"], y.m["w"])
+    np.testing.assert_allclose(y.v["w"] - a.v["w"], [0.0025, 0.0025], rtol=1e-6)
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "yogi"])
@@ -126,7 +141,59 @@ def test_zero_pseudo_gradient_from_rest_leaves_the_model(optimizer: str) -> None
     algo = _fedopt(optimizer)
     state = algo.init_state(_p(1.0, 2.0))
     # Execute
-    new = algo.server_update(state, _p(1.0, 2.0), 1.0).state
+    update = algo.server_update(_p(1.0, 2.0), state, aggregate(1, _p(1.0, 2.0)))
     # Assert
-    np.testing.assert_array_equal(new.params["w"], _p(1.0, 2.0)["w"])
-    assert np.all(new.opt_v["w"] > 0)
+    np.testing.assert_array_equal(update.model["w"], _p(1.0, 2.0)["w"])
+    assert np.all(update.state.v["w"] > 0)
+
+
+def test_server_update_does_not_mutate_the_old_state_or_model() -> None:
+    """The round-0 moments and theta_0 are unchanged after a step (checkpoints keep the old state)."""
+    # Prepare
+    algo = _fedopt("adam")
+    theta0 = _p(1.0, 2.0)
+    state = algo.init_state(theta0)
+    # Execute
+    algo.server_update(theta0, state, aggregate(1, _p(3.0, 1.0)))
+    # Assert
+    np.testing.assert_array_equal(theta0["w"], [1.0, 2.0])
+    np.testing.assert_array_equal(state.m["w"], [0.0, 0.0])
+    np.testing.assert_allclose(state.v["w"], [0.01, 0.01], rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"server_lr": 0.0},
+        {"server_lr": -0.1},
+        {"beta1": 1.0},
+        {"beta1": -0.1},
+        {"beta2": 1.0},
+        {"beta2": -1e-9},
+        {"tau": 0.0},
+        {"tau": -1e-3},
+    ],
+)
+def test_params_reject_bad_values(kwargs: dict[str, float]) -> None:
+    """server_lr > 0, beta1 and beta2 in [0, 1), tau > 0."""
+    # Prepare
+    (key,) = kwargs
+    # Execute / Assert
+    with pytest.raises(ValueError, match=f"{key}="):
+        FedOptParams(**kwargs)
+
+
+def test_params_reject_an_unknown_server_optimizer() -> None:
+    """server_optimizer is adam or yogi; anything else built in Python would silently run Yogi's branch."""
+    # Prepare / Execute / Assert
+    with pytest.raises(ValueError):
+        FedOptParams(server_optimizer="sgd")  # type: ignore[arg-type]
+
+
+def test_config_rejects_an_unknown_server_optimizer() -> None:
+    """Through the config the Literal type is checked: a UserError naming the key and the choices."""
+    # Prepare / Execute
+    with pytest.raises(UserError) as info:
+        build_config({"algorithm": {"name": "fedopt", "server_optimizer": "sgd"}})
+    # Assert
+    assert "algorithm.server_optimizer='sgd'" in str(info.value) and "adam, yogi" in str(info.value)

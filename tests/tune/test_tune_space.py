@@ -12,7 +12,12 @@ from fedref_ray.errors import UserError
 from fedref_ray.tune.space import Dimension, dump_sweep, load_sweep, parse_sweep, resolve_point, trial_config
 
 EXPERIMENTS = Path(__file__).resolve().parents[2] / "experiments"
-BASE = {"data": {"name": "digits"}, "partition": {"num_clients": 10}, "run": {"rounds": 4, "clients_per_round": 5}}
+BASE = {
+    "data": {"name": "digits"},
+    "partition": {"num_clients": 10},
+    "algorithm": {"name": "fedprox"},
+    "run": {"rounds": 4, "clients_per_round": 5},
+}
 
 
 def write_sweep(tmp_path: Path, **sweep) -> Path:
@@ -75,7 +80,7 @@ def test_joint_dimension_sets_several_fields_per_option(tmp_path):
     # Assert
     assert spec.fields() == ("algorithm.name", "algorithm.mu", "algorithm.lam", "run.seed")
     assert spec.num_grid_points() == 6
-    assert (cfg.algorithm.name, cfg.algorithm.mu, cfg.run.seed, cfg.run.results_dir) == ("fedprox", 0.01, 1, "/tmp/x")
+    assert (cfg.algorithm.name, cfg.algorithm.params.mu, cfg.run.seed, cfg.run.results_dir) == ("fedprox", 0.01, 1, "/tmp/x")
 
 
 def test_saved_spec_reads_back_identically(tmp_path):
