@@ -1,28 +1,17 @@
-"""The `fedref-ray` command: run an experiment, or report on finished ones.
+"""The `fedref-ray` command: run an experiment, sweep with Tune, or report on finished ones.
 
-User mistakes print one line to stderr and exit with code 2, never a traceback.
+A thin layer over `fedref_ray.api`. User mistakes print one line to stderr and exit with code 2,
+never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import os
 import sys
-import time
 from collections.abc import Sequence
-from pathlib import Path
 
-from fedref_ray.config import (
-    ExperimentConfig,
-    apply_overrides,
-    build_config,
-    config_fingerprint,
-    load_config,
-    load_results_config,
-    read_yaml,
-)
-from fedref_ray.errors import UserError
+from fedref_ray.errors import RunInterrupted, UserError
 
 
 def _split_config_and_overrides(items: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -32,39 +21,12 @@ def _split_config_and_overrides(items: Sequence[str]) -> tuple[str | None, list[
     return None, list(items)
 
 
-def resolve_results_dir(cfg: ExperimentConfig) -> ExperimentConfig:
-    """Fill a null run.results_dir with results/<algorithm>-seed<seed>-<time>."""
-    if cfg.run.results_dir is not None:
-        return cfg
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    path = f"results/{cfg.algorithm.name}-seed{cfg.run.seed}-{stamp}"
-    return dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, results_dir=path))
-
-
-def resume_config(results_dir: str, path: str | None, overrides: list[str]) -> ExperimentConfig:
-    """The folder's config, with overrides on top; anything but `engine.*` must still describe the same run."""
-    saved = load_results_config(results_dir)
-    raw = read_yaml(path if path is not None else Path(results_dir) / "config.yaml")
-    given = build_config(apply_overrides(raw, [*overrides, f"run.results_dir={results_dir}"]))
-    if config_fingerprint(given) != config_fingerprint(saved):
-        a, b = given.to_dict(), saved.to_dict()
-        diff = next(f"{s}.{k}" for s in a for k in a[s] if s != "engine" and k != "results_dir" and a[s][k] != b[s][k])
-        raise UserError(
-            f"--resume {results_dir}: {diff} differs from the folder's config.yaml; resume with the same config"
-        )
-    return given
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    path, overrides = _split_config_and_overrides(args.items)
-    if args.resume is not None:
-        cfg = resume_config(args.resume, path, overrides)
-    else:
-        cfg = resolve_results_dir(load_config(path, overrides))
-    from fedref_ray.simulation import RunInterrupted, run_experiment  # imports torch: only once the config is valid
+    from fedref_ray import api
 
+    path, overrides = _split_config_and_overrides(args.items)
     try:
-        result = run_experiment(cfg, quiet=args.quiet, overwrite=args.overwrite, resume=args.resume is not None)
+        result = api.run(path, overrides, quiet=args.quiet, overwrite=args.overwrite, resume=args.resume)
     except RunInterrupted as stop:
         print(f"fedref-ray: {stop}", file=sys.stderr)
         return 128 + stop.signum
@@ -97,29 +59,20 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 def cmd_tune(args: argparse.Namespace) -> int:
     """Run a sweep file (validated before Ray starts), or resume an interrupted sweep folder."""
-    from fedref_ray.tune.space import load_sweep
+    from fedref_ray import api
 
-    if args.ray_num_cpus is not None and args.ray_num_cpus < 1:
-        raise UserError(f"--ray-num-cpus={args.ray_num_cpus} is not allowed: an integer >= 1")
-    if args.resume is not None:
-        if args.items or args.results_dir is not None:
-            raise UserError("--resume takes only the sweep folder: its sweep.yaml holds the sweep file and overrides")
-        from fedref_ray.tune.layout import find_sweep_dir
-
-        sweep_dir = find_sweep_dir(args.resume)  # before importing Ray
-        from fedref_ray.tune.runner import resume_sweep
-
-        outcome = resume_sweep(sweep_dir, ray_num_cpus=args.ray_num_cpus)
-    else:
-        if not args.items or "=" in args.items[0]:
-            raise UserError("tune needs a sweep file first: fedref-ray tune SWEEP.yaml [section.key=value ...]")
-        spec = load_sweep(args.items[0], args.items[1:])
-        if args.ray_num_cpus is not None:
-            spec = dataclasses.replace(spec, ray_num_cpus=args.ray_num_cpus)
-        from fedref_ray.tune.runner import run_sweep
-
-        outcome = run_sweep(spec, args.results_dir, quiet=args.quiet)
-    o = outcome
+    if args.items and "=" in args.items[0]:
+        raise UserError("tune needs a sweep file first: fedref-ray tune SWEEP.yaml [section.key=value ...]")
+    sweep_file, overrides = (args.items[0], args.items[1:]) if args.items else (None, [])
+    result = api.sweep(
+        sweep_file,
+        overrides,
+        results_dir=args.results_dir,
+        quiet=args.quiet,
+        ray_num_cpus=args.ray_num_cpus,
+        resume=args.resume,
+    )
+    o = result.outcome
     counts = f"{o.trials} trials: {o.finished} finished, {o.failed} failed, {o.unfinished} unfinished"
     if o.interrupted:
         resume = f"fedref-ray tune --resume {o.sweep_dir}"

@@ -1,4 +1,8 @@
-"""Errors that reach the user as one line and exit code 2 (no traceback)."""
+"""Errors that reach the user as one line (no traceback): mistakes (exit 2) and interrupted runs (128 + signal)."""
+
+from __future__ import annotations
+
+from pathlib import Path
 
 
 class UserError(Exception):
@@ -6,3 +10,11 @@ class UserError(Exception):
 
     The message is one line naming the field or file, the value, and what is allowed.
     """
+
+
+class RunInterrupted(Exception):
+    """The run stopped on a signal after writing a checkpoint; `signum` gives the exit status 128 + signum."""
+
+    def __init__(self, results_dir: Path, round_: int, signum: int) -> None:
+        super().__init__(f"interrupted after round {round_}; resume with: fedref-ray run --resume {results_dir}")
+        self.results_dir, self.round, self.signum = results_dir, round_, signum

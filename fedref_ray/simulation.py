@@ -21,7 +21,7 @@ from fedref_ray.checkpoint import ServerSnapshot, list_checkpoints, load_checkpo
 from fedref_ray.config import ExperimentConfig, config_fingerprint
 from fedref_ray.data.prepare import prepare_data
 from fedref_ray.engine import Engine, create_engine, initial_params
-from fedref_ray.errors import UserError
+from fedref_ray.errors import RunInterrupted, UserError
 from fedref_ray.locking import folder_lock
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
@@ -39,16 +39,10 @@ class RunResult:
     summary: dict
 
 
-class RunInterrupted(Exception):
-    """The run stopped on a signal after writing a checkpoint; `signum` gives the exit status 128 + signum."""
-
-    def __init__(self, results_dir: Path, round_: int, signum: int) -> None:
-        super().__init__(f"interrupted after round {round_}; resume with: fedref-ray run --resume {results_dir}")
-        self.results_dir, self.round, self.signum = results_dir, round_, signum
-
-
 class StopRequest:
     """Set by SIGINT/SIGTERM; a second signal aborts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self) -> None:
         self.signum: int | None = None
@@ -58,14 +52,21 @@ class StopRequest:
             raise KeyboardInterrupt
         self.signum = signum
 
+    def install(self) -> dict[int, object]:
+        """Make `handle` the handler of SIGINT and SIGTERM again; return the handlers it replaced.
+
+        Called once the engine has started too: ray.init() sets its own SIGTERM handler (sys.exit), which
+        would end the run mid-round with exit 15, no checkpoint and no resume hint.
+        """
+        if threading.current_thread() is not threading.main_thread():
+            return {}  # signal handlers can only be set from the main thread (e.g. inside Tune trials)
+        return {s: signal.signal(s, self.handle) for s in self.SIGNALS}
+
 
 @contextmanager
 def stop_on_signals() -> Iterator[StopRequest]:
     request = StopRequest()
-    if threading.current_thread() is not threading.main_thread():
-        yield request  # signal handlers can only be set from the main thread (e.g. inside Tune trials)
-        return
-    previous = {s: signal.signal(s, request.handle) for s in (signal.SIGINT, signal.SIGTERM)}
+    previous = request.install()
     try:
         yield request
     finally:
@@ -124,6 +125,7 @@ def _run_experiment(
         bar = tqdm(total=cfg.run.rounds, initial=done, desc=cfg.algorithm.name, unit="round")
     try:
         with stop_on_signals() as stop, create_engine(cfg, arrays, data, start) as engine:
+            stop.install()  # again: starting Ray replaced the SIGTERM handler
             if snapshot is not None:
                 engine.restore(snapshot)
             for round_ in range(done + 1, cfg.run.rounds + 1):

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
+import socket
 from typing import Any
 
 import ray
-from ray.exceptions import GetTimeoutError, RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from fedref_ray.config import EngineConfig
@@ -20,22 +21,95 @@ WORKER_RESTARTS = 3
 WORKER_TASK_RETRIES = -1
 
 
+# At most this long to reach a cluster's port before ray.init (less when engine.timeout_s is less).
+CONNECT_PROBE_S = 30.0
+RAY_CLIENT_PORT = 10001
+
+
 class EngineTimeout(RuntimeError):
     """A Ray call did not answer in time; the message names who."""
 
 
-def connect(cfg: EngineConfig) -> bool:
+class EngineLost(RuntimeError):
+    """An actor the run needs is gone for good (a worker past its restarts, or the server); one line naming it.
+
+    The run cannot go on; its last checkpoint, if any, can be resumed (the caller adds the resume command).
+    """
+
+
+def _probe_target(address: str, where: str) -> tuple[str, int]:
+    """(host, port) that ray.init will dial for `address`: auto found on this machine, or host:port as given."""
+    from ray._private import services  # version-dependent: kept here
+
+    if address.startswith("ray://"):
+        host, _, port = address[len("ray://") :].rpartition(":")
+        host, port = (host, port) if host else (port, str(RAY_CLIENT_PORT))
+    else:
+        try:
+            resolved = services.canonicalize_bootstrap_address_or_die(address)
+        except ConnectionError:
+            raise UserError(
+                f"{where}: no running Ray cluster was found on this machine; start one with "
+                "`ray start --head`, give its host:port, or leave engine.address empty for a private local Ray"
+            ) from None
+        except ValueError:
+            raise UserError(
+                f"{where} is not an address: use host:port (a cluster's GCS, port 6379 by default), "
+                f"ray://host:{RAY_CLIENT_PORT}, auto, or an empty value for a private local Ray"
+            ) from None
+        host, _, port = resolved.rpartition(":")
+    try:
+        return host.strip("[]"), int(port)
+    except ValueError:
+        raise UserError(
+            f"{where} is not an address: use host:port, ray://host:{RAY_CLIENT_PORT}, auto or an empty value"
+        ) from None
+
+
+def _probe(address: str, where: str, timeout_s: float) -> None:
+    """Fail in bounded time, with one line naming `where` the address came from, when nothing listens there."""
+    host, port = _probe_target(address, where)
+    deadline = min(timeout_s, CONNECT_PROBE_S)
+    try:
+        with socket.create_connection((host, port), timeout=deadline):
+            pass
+    except OSError as exc:
+        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise UserError(
+            f"{where}: cannot reach a Ray cluster at {host}:{port} ({why} within {deadline:g} s); check "
+            "that the cluster is running (`ray status` there), the host and port (GCS 6379, Ray client 10001 by "
+            "default) and any firewall, or leave engine.address empty for a private local Ray"
+        ) from None
+
+
+def connect(cfg: EngineConfig, runtime_env: dict[str, Any] | None = None) -> bool:
     """Join Ray (engine.address, else RAY_ADDRESS as under `ray job submit`), or start a private local one.
 
     Returns True when this process connected (and so must shut Ray down). A local start
     uses address="local" so that a `ray start` cluster elsewhere on the machine is never joined by accident.
+    Joining first checks, within min(engine.timeout_s, CONNECT_PROBE_S), that something listens at the
+    address, so a wrong address fails with one line instead of a hang or a ConnectionError traceback.
     """
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if runtime_env:  # the user's own modules, uploaded once for the whole job (only ray.init can upload)
+        kwargs["runtime_env"] = runtime_env
     address = cfg.address or os.environ.get("RAY_ADDRESS", "")
     if address and address != "local":
-        ray.init(address=address, **kwargs)
+        where = f"engine.address={address!r}" if cfg.address else f"RAY_ADDRESS={address!r}"
+        _probe(address, where, cfg.timeout_s)
+        # Ray retries the GCS for ~20 s (one try a second) when something else answers on the port; bound it
+        # by engine.timeout_s too, unless the operator set Ray's own budget.
+        os.environ.setdefault("RAY_gcs_server_port_wait_time_s", str(max(1, int(min(cfg.timeout_s, 20)))))
+        try:
+            ray.init(address=address, **kwargs)
+        except (ConnectionError, TimeoutError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise UserError(
+                f"{where}: Ray could not connect ({first}); check that a Ray cluster of this Ray version "
+                "runs there and that RAY_AUTH_MODE matches the cluster's"
+            ) from None
         return True
     ray.init(address="local", include_dashboard=cfg.dashboard, dashboard_host=cfg.dashboard_host, **kwargs)
     return True
@@ -109,15 +183,37 @@ def get_all(refs: list, names: list[str], timeout_s: float, what: str) -> list:
         raise EngineTimeout(f"{what}: {', '.join(late)} did not answer within engine.timeout_s={timeout_s:g} s")
     try:
         return ray.get(refs, timeout=timeout_s)
-    except RayActorError as exc:
-        raise RuntimeError(f"{what}: a worker was lost for good (max_restarts={WORKER_RESTARTS}): {exc}") from None
+    except RayActorError:
+        lost = [n for r, n in zip(refs, names) if _lost(r)]
+        raise EngineLost(
+            f"{what}: {', '.join(lost) or 'a worker'} was lost for good (restarted up to {WORKER_RESTARTS} times, "
+            "then its process or node died again, or it was killed)"
+        ) from None
+
+
+def _lost(ref: Any) -> bool:
+    try:
+        ray.get(ref, timeout=0)
+    except RayActorError:
+        return True
+    except Exception:  # noqa: BLE001 - any other outcome is not this worker's loss
+        return False
+    return False
 
 
 def get_one(ref: Any, name: str, timeout_s: float) -> Any:
+    """ray.get of one call with a deadline; a dead actor, or one of our errors raised inside it, as one line."""
     try:
         return ray.get(ref, timeout=timeout_s)
     except GetTimeoutError:
         raise EngineTimeout(f"{name} did not answer within engine.timeout_s={timeout_s:g} s") from None
+    except RayActorError:
+        raise EngineLost(f"the {name} actor was lost (its process or node died, or it was killed)") from None
+    except RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, (EngineLost, EngineTimeout, UserError)):  # raised inside the actor: its message alone
+            raise type(cause)(str(cause)) from None
+        raise
 
 
 def kill_quietly(actor: Any) -> None:

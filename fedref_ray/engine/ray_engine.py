@@ -34,14 +34,16 @@ def torch_threads(cfg: EngineConfig) -> int:
     return cfg.torch_threads or max(1, int(cfg.cpus_per_worker))
 
 
-def user_code_options(cfg: ExperimentConfig) -> dict:
-    """Actor options that ship the user's own modules (named by import path, not installed) to every worker.
+def user_code_env(cfg: ExperimentConfig) -> dict | None:
+    """A runtime_env that ships the user's own modules (named by import path, not installed) to every worker.
 
-    Ray's `runtime_env` py_modules uploads them once to the cluster, so workers on other nodes can import them.
+    Ray uploads py_modules once for the job when this process starts or joins Ray, so workers on
+    other nodes import them too. When Ray was started elsewhere (a notebook's ray.init, a Tune trial),
+    pass the same runtime_env there: see README, "Extending fedref-ray".
     """
     names = (cfg.model.name, cfg.data.name, cfg.algorithm.name)
     modules = {m.__name__: m for m in (shippable_module(n) for n in names if is_import_path(n)) if m is not None}
-    return {"runtime_env": {"py_modules": list(modules.values())}} if modules else {}
+    return {"py_modules": list(modules.values())} if modules else None
 
 
 class RayClientWorker(ClientWorker):
@@ -75,11 +77,10 @@ class RayEngine(Engine):
     def __init__(self, cfg: ExperimentConfig, arrays: DatasetArrays, data: FederatedData, start: Params) -> None:
         super().__init__(cfg, arrays, data, start)
         ec = cfg.engine
-        self.owns_ray = ray_compat.connect(ec)
+        self.owns_ray = ray_compat.connect(ec, user_code_env(cfg))
         self.actors: list = []
         try:
             ray_compat.check_resources(ec)
-            code = user_code_options(cfg)
             data_ref, start_ref, test_ref = ray.put(data), ray.put(start), ray.put((arrays.x_test, arrays.y_test))
             inputs = f"fedref-inputs-{uuid.uuid4().hex}"  # restarted workers fetch the refs again from this actor
             holder = ray.remote(shared_inputs.SharedInputs).options(name=inputs, **ray_compat.server_options(ec))
@@ -87,7 +88,7 @@ class RayEngine(Engine):
             worker_cls = ray.remote(RayClientWorker)
             names = [f"worker-{i}" for i in range(ec.num_workers)]
             workers = [
-                worker_cls.options(**ray_compat.worker_options(ec), **code).remote(
+                worker_cls.options(**ray_compat.worker_options(ec)).remote(
                     cfg, inputs, arrays.input_shape, arrays.num_classes, name
                 )
                 for name in names
@@ -95,7 +96,7 @@ class RayEngine(Engine):
             self.workers = workers
             self.actors.extend(workers)
             server_cls = ray.remote(Server)
-            self.server = server_cls.options(**ray_compat.server_options(ec), **code).remote(
+            self.server = server_cls.options(**ray_compat.server_options(ec)).remote(
                 cfg,
                 start_ref,
                 data.sizes,

@@ -93,16 +93,23 @@ def nodes_of(workers_nodes: list[str]) -> set[str]:
     return {entry.split("@", 1)[1] for entry in workers_nodes}
 
 
-def test_spread_runs_workers_on_several_nodes_and_matches_the_single_node_run(tmp_path, cluster):
+# SCAFFOLD with 6 clients, 5 a round: returning clients carry their control variates c_k, which the
+# server keeps on its node and ships with each task to whichever node's worker trains the client.
+ALGORITHMS = {"fedavg": (), "scaffold": ("algorithm.name=scaffold", "partition.num_clients=6", "run.rounds=4")}
+
+
+@pytest.mark.parametrize("algorithm", sorted(ALGORITHMS))
+def test_spread_runs_workers_on_several_nodes_and_matches_the_single_node_run(tmp_path, cluster, algorithm):
     # Prepare
+    extra = ALGORITHMS[algorithm]
     node_ids = {node.node_id for node in cluster.list_all_nodes()}
-    single = run_experiment(tiny_config(tmp_path / "local"), quiet=True)
+    single = run_experiment(tiny_config(tmp_path / "local", *extra), quiet=True)
     # Execute
-    multi = run_experiment(ray_config(tmp_path / "ray", cluster, "engine.num_workers=3"), quiet=True)
+    multi = run_experiment(ray_config(tmp_path / "ray", cluster, "engine.num_workers=3", *extra), quiet=True)
     # Assert: every round names each worker's node; the workers sit on >= 2 nodes; same model
     rounds = pd.read_parquet(multi.results_dir / "rounds.parquet")
     clients = pd.read_parquet(multi.results_dir / "clients.parquet")
-    assert len(rounds) == 3
+    assert len(rounds) == (4 if algorithm == "scaffold" else 3)
     for _, row in rounds.iterrows():
         entries = list(row["workers_nodes"])
         assert {e.split("@", 1)[0] for e in entries} == {"worker-0", "worker-1", "worker-2"}
