@@ -6,7 +6,10 @@ every process it started (Ray's gcs_server, raylet, agents, workers and actors),
 Figures only; nothing is asserted. Usage:
 
     RAY_AUTH_MODE=disabled python benchmarks/scale.py [--clients 10000] [--per-round 1000] [--rounds 3]
-        [--max-samples 20] [--model logreg|mlp]
+        [--max-samples 20] [--model logreg|mlp] [--algorithm fedavg|scaffold]
+
+A stateful algorithm also reports its per-client state on disk (results folder's client_state/):
+    RAY_AUTH_MODE=disabled python benchmarks/scale.py --algorithm scaffold --per-round 100 --rounds 30 --model mlp
 """
 
 from __future__ import annotations
@@ -124,6 +127,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--max-samples", type=int, default=20, help="data.synthetic_max_samples")
     parser.add_argument("--model", choices=("logreg", "mlp"), default="logreg")
+    parser.add_argument("--algorithm", default="fedavg", help="any algorithm.name, e.g. scaffold (client state)")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--interval", type=float, default=0.2, help="memory sampling period, seconds")
     args = parser.parse_args()
@@ -138,7 +142,7 @@ def main() -> None:
                 "partition.name=natural",
                 "partition.num_clients=null",
                 f"model.name={args.model}",
-                "algorithm.name=fedavg",
+                f"algorithm.name={args.algorithm}",
                 f"run.clients_per_round={args.per_round}",
                 f"run.rounds={args.rounds}",
                 "engine.name=ray",
@@ -153,10 +157,13 @@ def main() -> None:
         finally:
             sampler.stop.set()
             sampler.join()
+        state_dir = Path(tmp) / "run" / "client_state"
+        state_files = list(state_dir.glob("*.f32")) if state_dir.is_dir() else []
+        state_mib = sum(f.stat().st_size for f in state_files) / MIB
     steady = t.steady
     print(
         f"\n== scale: {args.clients:,} synthetic clients (<= {args.max_samples} samples each, natural partition), "
-        f"{args.per_round:,} per round, {args.rounds} rounds, {args.model}, FedAvg, "
+        f"{args.per_round:,} per round, {args.rounds} rounds, {args.model}, {args.algorithm}, "
         f"Ray engine {args.workers} workers"
     )
     print(
@@ -176,6 +183,8 @@ def main() -> None:
         f" over {sampler.peak_procs} processes; PSS summed {sampler.peak_pss / MIB:,.0f} MiB"
         f"{'' if sampler.pss_ok else ' (PSS unavailable)'}"
     )
+    if state_files:
+        print(f"   client state on disk at the end: {state_mib:,.1f} MiB in {len(state_files)} round files")
     print("   at the RSS peak, by process group (RSS MiB / PSS MiB / count):")
     for label, (rss, pss, n) in sorted(sampler.peak_groups.items(), key=lambda kv: -kv[1][0]):
         print(f"     {label:<28}{rss / MIB:>9,.0f}{pss / MIB:>9,.0f}{n:>5}")

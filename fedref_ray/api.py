@@ -34,7 +34,7 @@ ConfigLike = str | Path | Mapping[str, Any] | ExperimentConfig | None
 
 @dataclass(frozen=True)
 class RunResult:
-    """A finished run: its folder, rounds.parquet and clients.parquet as DataFrames, summary.json and the final model."""
+    """A finished run: its folder, rounds.parquet and clients.parquet as DataFrames, its summary and final model."""
 
     results_dir: Path
     rounds: pd.DataFrame

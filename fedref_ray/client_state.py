@@ -85,14 +85,14 @@ class ClientStateStore:
         if not states:
             return
         ids = sorted(states)
+        rows = [np.ascontiguousarray(states[c][n], dtype=np.float32).reshape(-1) for c in ids for n in self.names]
+        bad = next((v.size for v in rows if v.size != self.size), None)
+        if bad is not None:
+            raise ValueError(f"a client state tensor has {bad} values, not the model's {self.size}")
         tmp = self.path(round_).with_suffix(".tmp")
         with open(tmp, "wb") as fh:
-            for cid in ids:
-                for name in self.names:
-                    vector = np.ascontiguousarray(states[cid][name], dtype=np.float32).reshape(-1)
-                    if vector.size != self.size:
-                        raise ValueError(f"client state '{name}' has {vector.size} values, not the model's {self.size}")
-                    fh.write(vector.tobytes())
+            for vector in rows:
+                fh.write(vector.tobytes())
         os.replace(tmp, self.path(round_))
         self.hashes.pop(round_, None)
         ids_array = np.asarray(ids, dtype=np.int64)

@@ -6,6 +6,7 @@ import importlib
 import re
 import sys
 import sysconfig
+from collections.abc import Iterable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,6 +21,12 @@ def is_import_path(name: str) -> bool:
     return ":" in name
 
 
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to its first line (its type when it has none), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def load_object(field: str, spec: str) -> Any:
     """The object `spec` names; a malformed path, a failing import or a missing attribute is a UserError."""
     if not _IMPORT_PATH.fullmatch(spec):
@@ -30,8 +37,7 @@ def load_object(field: str, spec: str) -> Any:
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # noqa: BLE001 - any import failure of user code is the user's to fix
-        detail = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UserError(f"{field}={spec!r}: module '{module_name}' cannot be imported ({detail})") from None
+        raise UserError(f"{field}={spec!r}: module '{module_name}' cannot be imported ({first_line(exc)})") from None
     obj: Any = module
     for part in attribute.split("."):
         if not hasattr(obj, part):
@@ -50,3 +56,14 @@ def shippable_module(spec: str) -> ModuleType | None:
     if any(root in location.parents for root in installed) or top.__name__ == "fedref_ray":
         return None
     return top
+
+
+def user_code_env(names: Iterable[str]) -> dict | None:
+    """A Ray runtime_env that ships the user's own modules among `names` (import paths, not installed) to workers.
+
+    Ray uploads py_modules once for the job when this process starts or joins Ray, so workers on
+    other nodes import them too.
+    """
+    found = (shippable_module(n) for n in names if is_import_path(n))
+    modules = {m.__name__: m for m in found if m is not None}
+    return {"py_modules": list(modules.values())} if modules else None

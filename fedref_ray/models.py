@@ -13,7 +13,7 @@ from torch import nn
 
 from fedref_ray.config import BUILTIN_MODELS
 from fedref_ray.errors import UserError
-from fedref_ray.imports import is_import_path, load_object
+from fedref_ray.imports import first_line, is_import_path, load_object
 
 MLP_HIDDEN = 200
 # The Fed-Ref repository's FEMNIST_CNN (Network/CNN.py) uses fc1 width 1024.
@@ -142,7 +142,7 @@ def _user_model(name: str, shape: tuple[int, ...], num_classes: int) -> nn.Modul
         model = builder(shape, num_classes)
     except Exception as exc:  # noqa: BLE001 - the user's builder failed on this data: say so in one line
         raise UserError(
-            f"model.name={name!r} failed for input shape {shape} and {num_classes} classes: {exc}"
+            f"model.name={name!r} failed for input shape {shape} and {num_classes} classes: {first_line(exc)}"
         ) from None
     if not isinstance(model, nn.Module):
         raise UserError(f"model.name={name!r} returned a {type(model).__name__}, not a torch.nn.Module")

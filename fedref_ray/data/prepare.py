@@ -12,7 +12,7 @@ from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.federated import FederatedData
 from fedref_ray.data.validate import dataset_from_arrays
 from fedref_ray.errors import UserError
-from fedref_ray.imports import is_import_path, load_object
+from fedref_ray.imports import first_line, is_import_path, load_object
 from fedref_ray.seeding import rng_for
 
 
@@ -66,7 +66,7 @@ def load_user_dataset(name: str) -> DatasetArrays:
     try:
         got = loader()
     except Exception as exc:  # noqa: BLE001 - the user's loader failed: one line naming it
-        raise UserError(f"data.name={name!r} failed: {type(exc).__name__}: {exc}") from None
+        raise UserError(f"data.name={name!r} failed: {type(exc).__name__}: {first_line(exc)}") from None
     if isinstance(got, DatasetArrays):
         got = {"x_train": got.x_train, "y_train": got.y_train, "x_test": got.x_test, "y_test": got.y_test,
                "client_ids": got.train_client_ids}  # fmt: skip

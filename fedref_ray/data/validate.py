@@ -42,7 +42,7 @@ def dataset_from_arrays(source: str, arrays: Mapping[str, Any]) -> DatasetArrays
         if len(x) == 0:
             raise UserError(f"{source}: {x_name} is empty")
     num_classes = int(max(y_train.max(), y_test.max())) + 1
-    if num_classes < 2:
+    if len(np.unique(np.concatenate([y_train, y_test]))) < 2:
         raise UserError(f"{source}: labels take a single value; classification needs at least 2 classes")
     client_ids = None
     if arrays.get("client_ids") is not None:

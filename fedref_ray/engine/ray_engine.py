@@ -23,7 +23,7 @@ from fedref_ray.data.federated import FederatedData
 from fedref_ray.engine import ray_compat, shared_inputs
 from fedref_ray.engine.base import Engine, client_state_dir
 from fedref_ray.engine.ray_pool import RayPool
-from fedref_ray.imports import is_import_path, shippable_module
+from fedref_ray.imports import user_code_env
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.server import Server
@@ -32,18 +32,6 @@ from fedref_ray.server import Server
 def torch_threads(cfg: EngineConfig) -> int:
     """Threads per worker: the configured number, else the worker's whole-CPU share (at least 1)."""
     return cfg.torch_threads or max(1, int(cfg.cpus_per_worker))
-
-
-def user_code_env(cfg: ExperimentConfig) -> dict | None:
-    """A runtime_env that ships the user's own modules (named by import path, not installed) to every worker.
-
-    Ray uploads py_modules once for the job when this process starts or joins Ray, so workers on
-    other nodes import them too. When Ray was started elsewhere (a notebook's ray.init, a Tune trial),
-    pass the same runtime_env there: see README, "Extending fedref-ray".
-    """
-    names = (cfg.model.name, cfg.data.name, cfg.algorithm.name)
-    modules = {m.__name__: m for m in (shippable_module(n) for n in names if is_import_path(n)) if m is not None}
-    return {"py_modules": list(modules.values())} if modules else None
 
 
 class RayClientWorker(ClientWorker):
@@ -77,7 +65,8 @@ class RayEngine(Engine):
     def __init__(self, cfg: ExperimentConfig, arrays: DatasetArrays, data: FederatedData, start: Params) -> None:
         super().__init__(cfg, arrays, data, start)
         ec = cfg.engine
-        self.owns_ray = ray_compat.connect(ec, user_code_env(cfg))
+        # the user's own modules travel to every worker (a Ray started elsewhere needs them in its runtime_env)
+        self.owns_ray = ray_compat.connect(ec, user_code_env((cfg.model.name, cfg.data.name, cfg.algorithm.name)))
         self.actors: list = []
         try:
             ray_compat.check_resources(ec)

@@ -18,6 +18,7 @@ import yaml
 
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.errors import UserError
+from fedref_ray.imports import user_code_env
 from fedref_ray.locking import LOCK_NAME, folder_lock
 from fedref_ray.tune import tune_compat
 from fedref_ray.tune.layout import EXPERIMENT_NAME, RUNS_DIR, SPEC_FILE, find_sweep_dir
@@ -122,7 +123,8 @@ def _prepare(sweep_dir: Path) -> None:
 
 def _run(spec: SweepSpec, sweep_dir: Path, make_tuner: Any, began: float) -> SweepOutcome:
     """Connect, check the cluster, fit, and write the tables (even after an interrupt)."""
-    started = tune_compat.connect(str(spec.base["engine"]["address"]), spec.ray_num_cpus)
+    names = {n for c in probe_configs(spec) for n in (c.model.name, c.data.name, c.algorithm.name)}
+    started = tune_compat.connect(str(spec.base["engine"]["address"]), spec.ray_num_cpus, user_code_env(names))
     try:
         check_cluster(spec, tune_compat.cluster_resources(), tune_compat.node_resources())
         tune_compat.fit(make_tuner())

@@ -232,7 +232,7 @@ def report_markdown(
 
 
 def coefficient_columns(trials: pd.DataFrame) -> list[str]:
-    """The `algorithm.*` columns that are coefficients of an algorithm in the table (each algorithm declares its own)."""
+    """The `algorithm.*` columns that are coefficients of the table's algorithms (each declares its own)."""
     names = [n for n in trials[ALGORITHM].dropna().unique()] if ALGORITHM in trials else []
     found = [f"algorithm.{c}" for n in names for c in _declared_coefficients(str(n))]
     return [c for c in dict.fromkeys(found) if c in trials]

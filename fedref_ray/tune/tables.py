@@ -15,11 +15,11 @@ from typing import Any
 
 import pandas as pd
 
+from fedref_ray.algorithms.registry import algorithm_class
 from fedref_ray.paths import home_as_tilde
 from fedref_ray.results import atomic_write
 from fedref_ray.tune.layout import BEST_FILE, SUMMARY_FILE, TRIALS_FILE, trial_results_dir
 from fedref_ray.tune.metrics import METRIC_NAMES, TIME_NAMES
-from fedref_ray.algorithms.registry import algorithm_class
 from fedref_ray.tune.space import SweepSpec, resolve_point, sweep_algorithms, trial_config
 from fedref_ray.tune.tune_compat import FINISHED, TrialState
 

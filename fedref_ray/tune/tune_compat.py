@@ -39,11 +39,15 @@ class TrialState:
     error_file: str | None  # where Tune wrote a failed trial's traceback
 
 
-def connect(address: str, num_cpus: int | None) -> bool:
-    """Join a running Ray (`address`, else RAY_ADDRESS) or start a local one; True when this call started it."""
+def connect(address: str, num_cpus: int | None, runtime_env: dict[str, Any] | None = None) -> bool:
+    """Join a running Ray (`address`, else RAY_ADDRESS) or start a local one; True when this call started it.
+
+    `runtime_env` ships the user's own modules to every trial and worker."""
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = {"log_to_driver": False, "configure_logging": False}
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
     address = address or os.environ.get("RAY_ADDRESS", "")
     if address:
         ray.init(address=address, **kwargs)

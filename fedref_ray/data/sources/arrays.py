@@ -23,6 +23,9 @@ def load_arrays(path: str | Path) -> DatasetArrays:
     p = Path(path).expanduser()
     if p.is_dir():
         return dataset_from_arrays(f"data.path='{p}'", _parquet_arrays(p))
+    if not zipfile.is_zipfile(p):
+        hint = "; save the arrays with numpy.savez" if p.suffix == ".npy" else ""
+        raise UserError(f"data.path='{p}' is not an .npz file (a zip of named arrays){hint}")
     try:
         with np.load(p, allow_pickle=False) as npz:
             arrays = {k: npz[k] for k in npz.files}
@@ -32,8 +35,6 @@ def load_arrays(path: str | Path) -> DatasetArrays:
         raise UserError(f"data.path='{p}' is not a readable .npz file ({exc})") from None
     except (OSError, zipfile.BadZipFile, EOFError) as exc:
         raise UserError(f"data.path='{p}' is not a readable .npz file ({exc})") from None
-    if not isinstance(arrays, dict):
-        raise UserError(f"data.path='{p}' is a single .npy array; save the arrays with numpy.savez")
     return dataset_from_arrays(f"data.path='{p}'", arrays)
 
 
@@ -42,6 +43,7 @@ def _parquet_arrays(folder: Path) -> dict[str, np.ndarray]:
     import pyarrow.parquet as pq
 
     out: dict[str, np.ndarray] = {}
+    train_features: list[str] = []
     for split in ("train", "test"):
         file = folder / f"{split}.parquet"
         if not file.is_file():
@@ -53,6 +55,9 @@ def _parquet_arrays(folder: Path) -> dict[str, np.ndarray]:
         if "label" not in table.column_names:
             raise UserError(f"data file '{file}' has no 'label' column")
         features = [c for c in table.column_names if c not in ("label", "client_id")]
+        if split == "test" and features != train_features:
+            raise UserError(f"data file '{file}': its feature columns differ from train.parquet's (names and order)")
+        train_features = features
         if not features:
             raise UserError(f"data file '{file}' has no feature columns besides label and client_id")
         for name in features:
