@@ -8,7 +8,7 @@ gives the same model whichever worker trains it.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -23,6 +23,25 @@ from fedref_ray.models import build_model
 from fedref_ray.params import Params, writable
 from fedref_ray.system import ClientTask, RoundWork
 from fedref_ray.training import evaluation_counts, sgd_epochs
+
+
+class SpareModels:
+    """Frozen copies of the worker's network by key, built on first use (FedNTD's and MOON's reference models)."""
+
+    def __init__(self, build: Callable[[], torch.nn.Module], device: str) -> None:
+        self.build, self.device = build, device
+        self.copies: dict[str, FlatModel] = {}
+
+    def frozen(self, key: str, flat: torch.Tensor) -> torch.nn.Module:
+        if key not in self.copies:
+            with torch.random.fork_rng(devices=[]):  # building draws initial weights: keep torch's RNG untouched
+                copy = FlatModel(self.build(), self.device)
+            copy.model.eval()
+            for p in copy.model.parameters():
+                p.requires_grad_(False)
+            self.copies[key] = copy
+        self.copies[key].load(flat)
+        return self.copies[key].model
 
 
 class ClientWorker:
@@ -46,6 +65,9 @@ class ClientWorker:
         self.name = name
         self.device = device
         self.flat_model = FlatModel(build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden), device)
+        self.spares = SpareModels(
+            lambda: build_model(cfg.model.name, input_shape, num_classes, cfg.model.hidden), device
+        )
         self.algorithm = build_algorithm(cfg.algorithm)
         self.initial = self.flat_model.pack(initial_params)
 
@@ -91,6 +113,7 @@ class ClientWorker:
                 if state is None
                 else {k: torch.from_numpy(writable(v)).to(fm.device) for k, v in state.items()},
                 layout=fm,
+                spares=self.spares,
             )
             half = algorithm.client(ctx)
             stats = sgd_epochs(

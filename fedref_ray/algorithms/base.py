@@ -71,10 +71,16 @@ class ClientContext:
     received: Mapping[str, torch.Tensor]
     state: Mapping[str, torch.Tensor] | None
     layout: Any  # the worker's FlatModel: `views(flat)` and `parameter_views(flat)` read a flat vector by parameter
+    spares: Any = None  # the worker's cache of frozen model copies, see `frozen`
 
     def views(self, flat: torch.Tensor) -> dict[str, torch.Tensor]:
         """`flat` as named, shaped views (parameters and float buffers)."""
         return self.layout.named_views(flat)
+
+    def frozen(self, key: str, flat: torch.Tensor) -> torch.nn.Module:
+        """A frozen copy of the network (eval mode, no gradients) holding the weights `flat`, e.g. the round's
+        global model for distillation; one copy per `key` is kept by the worker and reloaded on every call."""
+        return self.spares.frozen(key, flat)
 
     def parameter_views(self, flat: torch.Tensor) -> list[torch.Tensor]:
         """`flat` as shaped views aligned with `model.parameters()`, e.g. to correct gradients."""
