@@ -20,7 +20,7 @@ from fedref_ray.data.federated import FederatedData
 from fedref_ray.flat_model import FlatModel
 from fedref_ray.metrics import EvalCounts
 from fedref_ray.models import build_model
-from fedref_ray.params import Params, writable
+from fedref_ray.params import Params
 from fedref_ray.system import ClientTask, RoundWork
 from fedref_ray.training import evaluation_counts, sgd_epochs
 
@@ -109,9 +109,7 @@ class ClientWorker:
                 flat=fm.flat,
                 start=start_flat,
                 received=received,
-                state=None
-                if state is None
-                else {k: torch.from_numpy(writable(v)).to(fm.device) for k, v in state.items()},
+                state=None if state is None else {k: fm.to_device(v) for k, v in state.items()},
                 layout=fm,
                 spares=self.spares,
             )

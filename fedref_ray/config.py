@@ -249,8 +249,15 @@ class EngineConfig:
     timeout_s: float = 600.0
     dashboard: bool = False
     dashboard_host: str = "127.0.0.1"
+    dashboard_public: bool = False  # the explicit opt-in a non-loopback dashboard_host needs
 
     def __post_init__(self) -> None:
+        if not (self.dashboard_public or _is_loopback(self.dashboard_host)):
+            raise UserError(
+                f"engine.dashboard_host={self.dashboard_host!r} would open Ray's dashboard beyond this machine, and "
+                "the dashboard has no authentication here (anyone who reaches it can run jobs as you): keep "
+                "127.0.0.1, or set engine.dashboard_public=true as well to accept that"
+            )
         _check(self.num_workers >= 1, "engine.num_workers", self.num_workers, "an integer >= 1")
         _check(self.cpus_per_worker > 0, "engine.cpus_per_worker", self.cpus_per_worker, "a number > 0")
         _check(self.gpus_per_worker >= 0, "engine.gpus_per_worker", self.gpus_per_worker, "a number >= 0")
@@ -266,7 +273,27 @@ class EngineConfig:
             self.torch_threads,
             "null or an integer >= 1",
         )
-        _check(self.timeout_s > 0, "engine.timeout_s", self.timeout_s, "a number of seconds > 0")
+        _check(
+            1 <= self.timeout_s <= MAX_TIMEOUT_S,
+            "engine.timeout_s",
+            self.timeout_s,
+            f"a number of seconds in [1, {MAX_TIMEOUT_S}] (one second to a week)",
+        )
+
+
+MAX_TIMEOUT_S = 7 * 24 * 3600
+
+
+def _is_loopback(host: str) -> bool:
+    """localhost or a loopback IP address (127.0.0.0/8, ::1): reachable from this machine only."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 @dataclass(frozen=True)
@@ -397,8 +424,8 @@ def _coerce(path: str, value: Any, tp: Any) -> Any:
 def build_dataclass(cls: type, values: Any, prefix: str, owner: str | None = None) -> Any:
     """Build the frozen dataclass `cls` from a mapping, every value checked against its type hint.
 
-    Errors name `prefix.key`; `owner` (e.g. an algorithm's name) says whose keys they are. A
-    ValueError from the dataclass's own checks becomes a UserError too.
+    Errors name `prefix.key`; a ValueError from the dataclass's own checks becomes a UserError too
+    (naming `owner`, e.g. the algorithm, when its message does not start with the key).
     """
     if values is None:
         values = {}
@@ -409,9 +436,7 @@ def build_dataclass(cls: type, values: Any, prefix: str, owner: str | None = Non
     kwargs = {}
     for key, value in values.items():
         if key not in allowed:
-            whose = f"algorithm.name={owner} takes" if owner is not None else "allowed keys are"
-            shown = ", ".join(allowed) if allowed else "no other keys"
-            raise UserError(f"unknown config key '{prefix}.{key}': {whose} {shown}")
+            raise UserError(f"unknown config key '{prefix}.{key}': allowed keys are {', '.join(allowed)}")
         kwargs[key] = _coerce(f"{prefix}.{key}", value, hints[key])
     try:
         return cls(**kwargs)
@@ -435,10 +460,10 @@ def _build_algorithm(values: Any) -> AlgorithmConfig:
         _fail("algorithm.name", name, "a built-in algorithm name or an import path 'package.module:Class'")
     cls = algorithm_class(name)
     own = {k: v for k, v in values.items() if k not in ALGORITHM_COMMON_KEYS}
-    common = [*ALGORITHM_COMMON_KEYS[:1], *(f.name for f in dataclasses.fields(cls.Params)), *ALGORITHM_COMMON_KEYS[1:]]
+    allowed = ["name", *(f.name for f in dataclasses.fields(cls.Params)), "clip_update_norm"]
     for key in own:
-        if key not in common:
-            raise UserError(f"unknown config key 'algorithm.{key}': algorithm.name={name} takes {', '.join(common)}")
+        if key not in allowed:
+            raise UserError(f"unknown config key 'algorithm.{key}': algorithm.name={name} takes {', '.join(allowed)}")
     clip = _coerce("algorithm.clip_update_norm", values.get("clip_update_norm"), float | None)
     return AlgorithmConfig(name=name, params=build_dataclass(cls.Params, own, "algorithm", name), clip_update_norm=clip)
 
@@ -457,7 +482,7 @@ def retarget_algorithm(section: Any, name: Any) -> Any:
     that the new one also has carry over, the others are dropped. A bad name is left for
     validation to report.
     """
-    section = dict(section or {}) if isinstance(section, dict) or section is None else section
+    section = {} if section is None else section
     if not isinstance(section, dict) or not isinstance(name, str):
         return section
     try:
@@ -522,12 +547,29 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a config YAML file (safe loader only), with clear errors for missing or malformed files."""
+    """Read a config YAML file (safe loader only), with clear errors for missing, binary or malformed files.
+
+    A key given twice in one mapping is refused: PyYAML would silently keep the last.
+    """
+    from fedref_ray.strict_yaml import DuplicateKeyError, load_strict
+
     p = Path(path)
     if not p.is_file():
         raise UserError(f"config file '{p}' does not exist")
     try:
-        raw = yaml.safe_load(p.read_text())
+        data = p.read_bytes()
+    except OSError as exc:
+        raise UserError(f"config file '{p}' cannot be read: {exc.strerror}") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        text = "\0"
+    if "\0" in text:
+        raise UserError(f"config file '{p}' is not a text file (want UTF-8 YAML)")
+    try:
+        raw = load_strict(text)
+    except DuplicateKeyError as exc:
+        raise UserError(f"config file '{p}': {exc}; give each key once") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

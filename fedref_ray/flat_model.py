@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import numpy as np
 import torch
 
-from fedref_ray.params import Params
+from fedref_ray.params import Params, writable
 
 
 class FlatModel:
@@ -42,6 +42,10 @@ class FlatModel:
         """Params (dict of arrays) to a flat float32 tensor on this model's device."""
         host = np.concatenate([np.asarray(params[k], np.float32).reshape(-1) for k in self.names])  # a fresh copy
         return torch.from_numpy(host).to(self.device)
+
+    def to_device(self, flat: np.ndarray) -> torch.Tensor:
+        """A flat float32 array (read-only ones from Ray's object store included) as a tensor on this device."""
+        return torch.from_numpy(writable(np.asarray(flat, np.float32))).to(self.device)
 
     def unpack(self, flat: torch.Tensor) -> Params:
         """A flat tensor (any float dtype) to Params: numpy views of one host copy."""

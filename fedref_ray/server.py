@@ -133,8 +133,8 @@ class Server:
                       **self.algorithm.upload_scalars}  # fmt: skip
         merged = merge(partials, self.model, weightings)
         clients = merged.records
-        applied = False
-        if merged.model is not None:  # nobody reported: the global model and the algorithm's state stay
+        applied = False  # and when nobody reported, the global model and the algorithm's state stay
+        if merged.model is not None:
             aggregate = Aggregate(
                 round=round_,
                 model=merged.model,
