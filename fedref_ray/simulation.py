@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class RunResult:
+class FinishedRun:
     """What a finished run leaves: its folder, final model and summary."""
 
     results_dir: Path
@@ -83,7 +83,7 @@ def latest_checkpoint(cfg: ExperimentConfig, out: Path, expected: Params) -> Ser
     return load_checkpoint(found[-1], config_fingerprint(cfg), expected, state_type)
 
 
-def run_experiment(cfg: ExperimentConfig, **options: Any) -> RunResult:
+def run_experiment(cfg: ExperimentConfig, **options: Any) -> FinishedRun:
     """Run (or resume) `cfg` holding its results folder's lock throughout; see `_run_experiment` for `options`.
 
     A second run, resume or overwrite of the same folder is refused at once, naming the process holding it.
@@ -99,7 +99,7 @@ def _run_experiment(
     overwrite: bool = False,
     resume: bool = False,
     on_round: Callable[[RoundRecord], None] | None = None,
-) -> RunResult:
+) -> FinishedRun:
     """Prepare everything that can fail on user input first, then run the remaining rounds and write results.
 
     `on_round` sees each round's record after it is written (Tune reports through it).
@@ -152,7 +152,7 @@ def _run_experiment(
         if bar is not None:
             bar.close()
     summary = writer.finish(params, time.perf_counter() - began)
-    return RunResult(out, params, summary)
+    return FinishedRun(out, params, summary)
 
 
 def checkpoint(engine: Engine, cfg: ExperimentConfig, out: Path) -> Path:
