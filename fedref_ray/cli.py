@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from fedref_ray.errors import RunInterrupted, UserError
+from fedref_ray.errors import EngineFailure, RunInterrupted, UserError
 
 
 def _split_config_and_overrides(items: Sequence[str]) -> tuple[str | None, list[str]]:
@@ -30,6 +30,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     except RunInterrupted as stop:
         print(f"fedref-ray: {stop}", file=sys.stderr)
         return 128 + stop.signum
+    except EngineFailure as exc:  # Ray lost or stalled an actor for good: one line, and how to go on
+        out = exc.results_dir
+        resumable = out is not None and any((out / "checkpoints").glob("round-*"))
+        hint = f"; resume with: fedref-ray run --resume {out}" if resumable else ""
+        print(f"fedref-ray: error: {exc}{hint}", file=sys.stderr)
+        return 1
     s = result.summary
     print(
         f"done: {s['rounds']} rounds, final accuracy {s['final_accuracy']:.4f}, best {s['best_accuracy']:.4f}, "
@@ -96,7 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one experiment: [CONFIG.yaml] [section.key=value ...]")
     run.add_argument("items", nargs="*", help="an optional config file, then dotted overrides")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--overwrite", action="store_true", help="replace the files of a non-empty results folder")
+    run.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a previous run's results folder",
+    )
     run.add_argument("--resume", metavar="RESULTS_DIR", default=None, help="continue a run from its latest checkpoint")
     run.set_defaults(func=cmd_run)
     report = sub.add_parser("report", help="plots and a markdown table comparing finished runs")

@@ -20,6 +20,7 @@ import yaml
 
 from fedref_ray.errors import UserError
 from fedref_ray.imports import is_import_path, load_object
+from fedref_ray.paths import home_as_tilde
 
 DATA_NEEDING_ROOT = ("mnist", "fashion_mnist", "cifar10", "cinic10", "femnist")
 BUILTIN_DATA = ("synthetic", "digits", "mnist5k", "arrays", *DATA_NEEDING_ROOT)
@@ -587,26 +588,27 @@ def load_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] 
     return build_config(apply_overrides(raw, list(overrides)))
 
 
+def _tidy_paths(value: Any) -> Any:
+    """Home paths as ~, in every string of a nested config dict (the form config.yaml stores)."""
+    if isinstance(value, dict):
+        return {k: _tidy_paths(v) for k, v in value.items()}
+    return home_as_tilde(value)
+
+
 def config_to_yaml(cfg: ExperimentConfig) -> str:
     """The resolved config as YAML, the form written into every results folder (home paths as ~)."""
-    home = str(Path.home())
-
-    def tidy(value: Any) -> Any:
-        if isinstance(value, dict):
-            return {k: tidy(v) for k, v in value.items()}
-        if isinstance(value, str) and home != "/" and (value == home or value.startswith(home + "/")):
-            return "~" + value[len(home) :]
-        return value
-
-    return yaml.safe_dump(tidy(cfg.to_dict()), sort_keys=False)
+    return yaml.safe_dump(_tidy_paths(cfg.to_dict()), sort_keys=False)
 
 
 def config_fingerprint(cfg: ExperimentConfig) -> str:
-    """A hash of what determines a run's results: every field but where it runs and where it writes."""
+    """A hash of what determines a run's results: every field but where it runs and where it writes.
+
+    Paths are hashed as config.yaml stores them (home as ~), so a resumed run matches its folder.
+    """
     import hashlib
     import json
 
-    data = cfg.to_dict()
+    data = _tidy_paths(cfg.to_dict())
     data.pop("engine")
     data["run"].pop("results_dir")
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()

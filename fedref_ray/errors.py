@@ -18,3 +18,18 @@ class RunInterrupted(Exception):
     def __init__(self, results_dir: Path, round_: int, signum: int) -> None:
         super().__init__(f"interrupted after round {round_}; resume with: fedref-ray run --resume {results_dir}")
         self.results_dir, self.round, self.signum = results_dir, round_, signum
+
+
+class EngineFailure(RuntimeError):
+    """The engine cannot go on (one line naming who); `results_dir` is set once the run knows its folder,
+    so the CLI can say how to resume from the last checkpoint."""
+
+    results_dir: Path | None = None
+
+
+class EngineTimeout(EngineFailure):
+    """A Ray call did not answer in time; the message names who."""
+
+
+class EngineLost(EngineFailure):
+    """An actor the run needs is gone for good (a worker past its restarts, or the server); one line naming it."""

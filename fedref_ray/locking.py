@@ -1,6 +1,6 @@
 """An exclusive lock on a results or sweep folder for the whole run, so two runs can never mix one folder.
 
-The lock is `fcntl.flock` on `<folder>/.lock`, which holds the owner's pid for the error message. The
+The lock is `fcntl.flock` on `<folder>/.lock`, which holds the owner's pid and host for the error message. The
 kernel drops a flock when its process dies, however it dies, so a stale `.lock` of a killed run is
 simply taken over. The file is removed on release; a lock won on a file that another process
 removed meanwhile is retried, so two processes never both believe they hold the folder.
@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import os
+import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,21 +22,23 @@ LOCK_NAME = ".lock"
 
 
 def _holder(lock_path: Path) -> str:
-    """The pid recorded in a lock file, as text for a message ('unknown' if unreadable)."""
+    """'<pid>' or '<pid> on <host>' (another machine sharing the folder) from a lock file; 'unknown' if unreadable."""
     try:
-        pid = lock_path.read_text().strip()
+        pid, _, host = lock_path.read_text().strip().partition(" ")
     except OSError:
         return "unknown"
-    return pid if pid.isdigit() else "unknown"
+    if not pid.isdigit():
+        return "unknown"
+    return pid if host in ("", socket.gethostname()) else f"{pid} on {host}"
 
 
 def _make_folder(folder: Path, field: str) -> bool:
     """Create `folder` (and its parents) if needed; True if this call created it."""
-    if folder.is_dir():
-        return False
-    if folder.exists():
-        raise UserError(f"{field}='{folder}' exists and is not a directory")
     try:
+        if folder.is_dir():
+            return False
+        if folder.exists():
+            raise UserError(f"{field}='{folder}' exists and is not a directory")
         folder.mkdir(parents=True)
     except FileExistsError:
         if not folder.is_dir():
@@ -91,7 +94,7 @@ def folder_lock(path: str | Path, field: str = "run.results_dir") -> Iterator[Pa
         raise
     try:
         os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
         yield folder
     finally:
         try:

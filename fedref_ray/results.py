@@ -27,7 +27,8 @@ from fedref_ray.run_identity import RUN_FILE, new_run_id, write_run_id
 
 RESULT_FILES = ("config.yaml", "rounds.parquet", "clients.parquet", "summary.json", "model.npz")
 # Every name a run writes at the top of its folder; --overwrite removes only folders holding nothing else.
-RUN_ENTRIES = frozenset({*RESULT_FILES, RUN_FILE, "checkpoints", LOCK_NAME})
+# (client_state/: per-client state of stateful algorithms, `fedref_ray.engine.base`.) Add any new one here.
+RUN_ENTRIES = frozenset({*RESULT_FILES, RUN_FILE, "checkpoints", "client_state", LOCK_NAME})
 # Removed first, so that an --overwrite cut short leaves a folder that is plainly not a resumable run.
 _IDENTITY_FIRST = (RUN_FILE, "config.yaml", "summary.json")
 

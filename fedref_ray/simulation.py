@@ -21,7 +21,7 @@ from fedref_ray.checkpoint import ServerSnapshot, list_checkpoints, load_checkpo
 from fedref_ray.config import ExperimentConfig, config_fingerprint
 from fedref_ray.data.prepare import prepare_data
 from fedref_ray.engine import Engine, create_engine, initial_params
-from fedref_ray.errors import RunInterrupted, UserError
+from fedref_ray.errors import EngineFailure, RunInterrupted, UserError
 from fedref_ray.locking import folder_lock
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
@@ -145,8 +145,10 @@ def _run_experiment(
                 if stop.signum is not None:
                     raise RunInterrupted(out, round_, stop.signum)
             params = engine.params()
-    except BaseException:
+    except BaseException as exc:
         writer.flush()  # keep every finished round's rows, whatever stopped the run
+        if isinstance(exc, EngineFailure):
+            exc.results_dir = out
         raise
     finally:
         if bar is not None:

@@ -7,6 +7,7 @@ mistake the CLI failed to catch would still finish quickly instead of starting R
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -246,3 +247,105 @@ def test_installed_console_script_exits_2_without_a_traceback(tmp_path: Path) ->
     # Assert
     _assert_one_line_naming(proc.returncode, proc.stderr, "algorithm.mu=-1")
     assert proc.stdout == ""
+
+
+# Issue 16: exposure, extreme timeouts, config files and results folders that cannot be used.
+MORE_BAD_OVERRIDES = [
+    (["engine.dashboard_host=0.0.0.0"], "engine.dashboard_public=true"),
+    (["engine.dashboard_host=192.168.1.5", "engine.dashboard=true"], "no authentication"),
+    (["engine.dashboard_public=maybe"], "engine.dashboard_public"),
+    (["engine.timeout_s=0.5"], "engine.timeout_s"),
+    (["engine.timeout_s=1e300"], "engine.timeout_s"),
+    (["engine.timeout_s=.nan"], "engine.timeout_s"),
+]
+
+
+@pytest.mark.parametrize(("items", "field"), MORE_BAD_OVERRIDES, ids=[" ".join(i) for i, _ in MORE_BAD_OVERRIDES])
+def test_more_bad_overrides_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, items: list[str], field: str
+) -> None:
+    # Execute
+    code, err = _run(capsys, tmp_path, [*SMALL, *items])
+    # Assert
+    _assert_one_line_naming(code, err, field)
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.2", "localhost", "::1"])
+def test_a_loopback_dashboard_host_needs_no_opt_in(capsys: pytest.CaptureFixture[str], tmp_path: Path, host: str):
+    # Execute: a one-round local run (the dashboard setting only matters to a Ray engine)
+    code, err = _run(capsys, tmp_path, [*SMALL, f"engine.dashboard_host={host}"])
+    # Assert
+    assert code == 0, err
+
+
+def test_a_public_dashboard_host_with_the_opt_in_is_accepted(capsys: pytest.CaptureFixture[str], tmp_path: Path):
+    # Execute
+    code, err = _run(capsys, tmp_path, [*SMALL, "engine.dashboard_host=0.0.0.0", "engine.dashboard_public=true"])
+    # Assert
+    assert code == 0, err
+
+
+@pytest.mark.parametrize(
+    ("content", "said"),
+    [
+        (b"\x00\x01\xff\xfebinary", "not a text file"),
+        (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "not a text file"),
+        (b"run:\n  rounds: 2\n  seed: 1\n  rounds: 3\n", "'rounds' appears twice (again at line 4)"),
+        (b"run: {rounds: 2}\nrun: {seed: 1}\n", "'run' appears twice"),
+    ],
+    ids=["binary", "png", "duplicate key", "duplicate section"],
+)
+def test_a_binary_or_ambiguous_config_file_is_one_line_naming_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: bytes, said: str
+) -> None:
+    # Prepare
+    config = tmp_path / "exp.yaml"
+    config.write_bytes(content)
+    # Execute
+    code, err = _run(capsys, tmp_path, SMALL, config=config)
+    # Assert
+    _assert_one_line_naming(code, err, str(config))
+    assert said in err
+
+
+def _unusable_results_dirs(tmp_path: Path) -> dict[str, Path]:
+    (tmp_path / "a-file").write_text("x\n")
+    return {
+        "name too long": tmp_path / ("x" * 300),
+        "under a file": tmp_path / "a-file" / "out",
+        "not writable": Path("/sys/fedref-ray-test/out"),  # refused even to root (the tests may run as root)
+    }
+
+
+@pytest.mark.parametrize("case", ["name too long", "under a file", "not writable"])
+def test_a_results_folder_that_cannot_be_created_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str
+) -> None:
+    # Prepare
+    folder = _unusable_results_dirs(tmp_path)[case]
+    # Execute
+    code, err = _run(capsys, tmp_path, [*SMALL, f"run.results_dir={folder}"])
+    # Assert
+    _assert_one_line_naming(code, err, "run.results_dir")
+    assert "cannot be created" in err
+    assert (tmp_path / "a-file").read_text() == "x\n"
+
+
+def test_a_results_folder_that_exists_but_is_read_only_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    # Prepare: a folder this process cannot write (skipped as root, who may write anywhere)
+    if os.geteuid() == 0:
+        pytest.skip("root may write into a read-only folder")
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        # Execute
+        code, err = _run(capsys, tmp_path, [*SMALL, f"run.results_dir={folder}"])
+    finally:
+        folder.chmod(0o700)
+    # Assert
+    _assert_one_line_naming(code, err, "run.results_dir")
+    assert "not writable" in err

@@ -10,8 +10,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fedref_ray.cli import main
 from fedref_ray.algorithms.fedref import FedRefParams
+from fedref_ray.cli import main
 from fedref_ray.config import AlgorithmConfig, ExperimentConfig, RunConfig, config_to_yaml
 from fedref_ray.errors import UserError
 from fedref_ray.report import REPORT_FILES, group_runs, load_run, summary_table, write_report

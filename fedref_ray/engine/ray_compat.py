@@ -11,7 +11,7 @@ from ray.exceptions import GetTimeoutError, RayActorError, RayTaskError
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy, PlacementGroupSchedulingStrategy
 
 from fedref_ray.config import EngineConfig
-from fedref_ray.errors import UserError
+from fedref_ray.errors import EngineLost, EngineTimeout, UserError
 
 WORKER_RESTARTS = 3
 # Retry a worker's task until the worker is given up for good (after WORKER_RESTARTS restarts) or
@@ -24,17 +24,6 @@ WORKER_TASK_RETRIES = -1
 # At most this long to reach a cluster's port before ray.init (less when engine.timeout_s is less).
 CONNECT_PROBE_S = 30.0
 RAY_CLIENT_PORT = 10001
-
-
-class EngineTimeout(RuntimeError):
-    """A Ray call did not answer in time; the message names who."""
-
-
-class EngineLost(RuntimeError):
-    """An actor the run needs is gone for good (a worker past its restarts, or the server); one line naming it.
-
-    The run cannot go on; its last checkpoint, if any, can be resumed (the caller adds the resume command).
-    """
 
 
 def _probe_target(address: str, where: str) -> tuple[str, int]:
@@ -74,9 +63,9 @@ def _probe(address: str, where: str, timeout_s: float) -> None:
         with socket.create_connection((host, port), timeout=deadline):
             pass
     except OSError as exc:
-        why = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        why = f"no answer within {deadline:g} s" if isinstance(exc, TimeoutError) else (exc.strerror or repr(exc))
         raise UserError(
-            f"{where}: cannot reach a Ray cluster at {host}:{port} ({why} within {deadline:g} s); check "
+            f"{where}: cannot reach a Ray cluster at {host}:{port} ({why}); check "
             "that the cluster is running (`ray status` there), the host and port (GCS 6379, Ray client 10001 by "
             "default) and any firewall, or leave engine.address empty for a private local Ray"
         ) from None

@@ -180,10 +180,13 @@ def test_checkpoint_of_a_different_model_is_refused(capsys, tmp_path, finished_r
     mine, theirs = _state(finished_run).parent, _state(other).parent
     import json
 
+    from fedref_ray.checkpoint_integrity import seal
+
     meta = json.loads((theirs / "meta.json").read_text())
     meta["config_fingerprint"] = json.loads((mine / "meta.json").read_text())["config_fingerprint"]
-    (mine / "meta.json").write_text(json.dumps(meta))
     (mine / "state.npz").write_bytes((theirs / "state.npz").read_bytes())
+    meta = seal(meta, mine, finished_run)  # a forger who re-seals: only the model check is left to catch it
+    (mine / "meta.json").write_text(json.dumps(meta))
     (finished_run / "summary.json").unlink()
     msg = _resume_fails(capsys, finished_run)
     assert "different model" in msg

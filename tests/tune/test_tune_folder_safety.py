@@ -30,25 +30,45 @@ ray_num_cpus: 2
 """
 
 
-@pytest.mark.ray
-def test_sweep_tables_write_the_home_folder_as_tilde(tmp_path):
-    # Prepare: a home folder of our own, holding the sweep file and the sweep folder
-    home = tmp_path / "home"
+@pytest.fixture(scope="module")
+def home_sweep(tmp_path_factory) -> Path:
+    """A finished tiny sweep run by the CLI in its own process, with HOME pointing at a folder holding it."""
+    home = tmp_path_factory.mktemp("sweep") / "home"
     home.mkdir()
     (home / "sweep.yaml").write_text(TINY_SWEEP)
     env = {**os.environ, "HOME": str(home), "RAY_AUTH_MODE": "disabled"}
     argv = [sys.executable, "-m", "fedref_ray.cli", "tune", str(home / "sweep.yaml"), "--quiet"]
-    # Execute
     done = subprocess.run([*argv, "--results-dir", str(home / "sweep")], cwd=REPO, env=env, capture_output=True)
-    # Assert: no output table names the home path; the paths they give still lead to the trials' results
     assert done.returncode == 0, done.stderr.decode()
-    sweep = home / "sweep"
+    return home
+
+
+@pytest.mark.ray
+def test_sweep_tables_write_the_home_folder_as_tilde(home_sweep):
+    # Prepare
+    sweep = home_sweep / "sweep"
+    # Assert: no output table names the home path; the paths they give still lead to the trials' results
     for name in ("best.json", "trials.parquet"):
-        assert str(home).encode() not in (sweep / name).read_bytes(), name
+        assert str(home_sweep).encode() not in (sweep / name).read_bytes(), name
     table = pd.read_parquet(sweep / "trials.parquet")
     assert len(table) == 2 and all(d.startswith("~/sweep/runs/") for d in table["results_dir"])
     best = json.loads((sweep / "best.json").read_text())
     assert best["results_dir"].startswith("~/sweep/runs/") and best["summary"]["rounds"] == 1
+
+
+@pytest.mark.ray
+def test_resuming_a_sweep_another_process_holds_is_refused_naming_it(capsys, home_sweep):
+    # Prepare: the finished sweep's folder held (a real flock, by this test process)
+    sweep = home_sweep / "sweep"
+    before = sorted(p.name for p in sweep.iterdir())
+    with folder_lock(sweep, field="--resume"):
+        # Execute
+        code = main(["tune", "--resume", str(sweep)])
+    # Assert
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(lines) == 1
+    assert f"is in use by process {os.getpid()}" in lines[0] and "--resume" in lines[0]
+    assert sorted(p.name for p in sweep.iterdir()) == before
 
 
 def test_a_sweep_on_a_folder_another_process_holds_is_refused_naming_it(capsys, tmp_path):

@@ -80,7 +80,12 @@ def test_joint_dimension_sets_several_fields_per_option(tmp_path):
     # Assert
     assert spec.fields() == ("algorithm.name", "algorithm.mu", "algorithm.lam", "run.seed")
     assert spec.num_grid_points() == 6
-    assert (cfg.algorithm.name, cfg.algorithm.params.mu, cfg.run.seed, cfg.run.results_dir) == ("fedprox", 0.01, 1, "/tmp/x")
+    assert (cfg.algorithm.name, cfg.algorithm.params.mu, cfg.run.seed, cfg.run.results_dir) == (
+        "fedprox",
+        0.01,
+        1,
+        "/tmp/x",
+    )
 
 
 def test_saved_spec_reads_back_identically(tmp_path):

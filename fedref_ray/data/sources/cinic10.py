@@ -29,16 +29,20 @@ _EXPECTED = f"train/<class>/*.png and test/<class>/*.png for the classes {', '.j
 
 
 def _read_png(path: Path) -> np.ndarray:
-    """Read one PNG as (3, 32, 32) uint8; CINIC-10 holds a few greyscale images, converted to RGB."""
+    """Read one PNG as (3, 32, 32) uint8; CINIC-10 holds a few greyscale images, converted to RGB.
+
+    Only PIL's PNG decoder is admitted (a file named .png could otherwise be any format PIL opens,
+    EPS among them, which PIL hands to Ghostscript), and the size is checked before any pixel is decoded.
+    """
     from PIL import Image, UnidentifiedImageError
 
     try:
-        with Image.open(path) as image:
+        with Image.open(path, formats=["PNG"]) as image:
+            if image.size != (32, 32):
+                raise malformed(path, "cinic10", f"image of {image.size[0]}x{image.size[1]} pixels, want 32x32")
             pixels = np.asarray(image.convert("RGB"), dtype=np.uint8)
-    except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise malformed(path, "cinic10", f"not a readable image ({error!r})") from error
-    if pixels.shape != (32, 32, 3):
-        raise malformed(path, "cinic10", f"image of {pixels.shape[1]}x{pixels.shape[0]} pixels, want 32x32")
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as error:
+        raise malformed(path, "cinic10", f"not a readable image, want a PNG ({error!r})") from error
     return pixels.transpose(2, 0, 1)
 
 

@@ -1,9 +1,11 @@
 """MNIST, Fashion-MNIST and CIFAR-10 from the files torchvision keeps on disk (never downloaded).
 
-MNIST and Fashion-MNIST go through torchvision's dataset classes with download=False, which read
-the uncompressed IDX files in root/MNIST/raw and root/FashionMNIST/raw. CIFAR-10's python pickle
-batches are read here with torchvision's own parsing, because torchvision's CIFAR10 class insists
-on the official MD5 sums, which rejects any other copy of the files (subsets, test fixtures).
+MNIST and Fashion-MNIST are read here from the uncompressed IDX files in root/MNIST/raw and
+root/FashionMNIST/raw, checked and then taken as raw bytes. (torchvision's dataset classes would
+prefer a legacy root/<set>/processed/*.pt over those files and unpickle it.) CIFAR-10's python
+pickle batches are read with an unpickler that builds only plain values and numpy arrays
+(`safe_pickle`), so a crafted batch cannot run code; torchvision's CIFAR10 class would unpickle
+them freely, and it insists on the official MD5 sums, which rejects subsets and test fixtures.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import numpy as np
 
 from fedref_ray.data.arrays import DatasetArrays
 from fedref_ray.data.sources._files import malformed, require_files, require_root
+from fedref_ray.data.sources.safe_pickle import ForbiddenGlobal, load_arrays_pickle
 from fedref_ray.errors import UserError
 
 IDX_FILES = [
@@ -27,16 +30,13 @@ IDX_FILES = [
 CIFAR10_FOLDER = "cifar-10-batches-py"
 CIFAR10_TRAIN = [f"data_batch_{i}" for i in range(1, 6)]
 CIFAR10_TEST = ["test_batch"]
-# What torchvision's IDX reader raises on a garbled file that passes the header check below.
-_IDX_ERRORS = (AssertionError, KeyError, RuntimeError, ValueError, TypeError, IndexError, OSError)
 _IDX_UBYTE = 0x08
 
 
-def _check_idx(path: Path, source: str, item_shape: tuple[int, ...]) -> int:
-    """Check an IDX file's header and length (ubyte, N x item_shape, big-endian) and return N.
+def _read_idx(path: Path, source: str, item_shape: tuple[int, ...]) -> np.ndarray:
+    """Read an IDX file (ubyte, N x item_shape, big-endian header) as an (N, *item_shape) uint8 array.
 
-    torchvision's reader fails on bad files with bare asserts, or not at all, so the file is
-    checked here first to name it in the error.
+    The header and the length are checked first, so that a bad file is named in the error.
     """
     with path.open("rb") as handle:
         header = handle.read(4 * (2 + len(item_shape)))
@@ -50,30 +50,23 @@ def _check_idx(path: Path, source: str, item_shape: tuple[int, ...]) -> int:
     expected_bytes = len(header) + count * int(np.prod(item_shape, dtype=np.int64))
     if path.stat().st_size != expected_bytes:
         raise malformed(path, source, f"{path.stat().st_size} bytes, want {expected_bytes} for {count} items")
-    return count
+    return np.fromfile(path, dtype=np.uint8, offset=len(header)).reshape(count, *item_shape)
 
 
 def _load_idx_pair(root: Path, folder: str, source: str) -> DatasetArrays:
-    """Read train and test splits of an MNIST-format set through torchvision's `folder` dataset class."""
+    """Read train and test splits of an MNIST-format set from root/<folder>/raw's IDX files."""
     raw = root / folder / "raw"
     require_files(raw, IDX_FILES, source)
-    from torchvision import datasets
-
-    dataset_class = getattr(datasets, folder)
     splits = {}
-    for train, prefix in ((True, "train"), (False, "t10k")):
+    for prefix in ("train", "t10k"):
         images_file, labels_file = raw / f"{prefix}-images-idx3-ubyte", raw / f"{prefix}-labels-idx1-ubyte"
-        num_images = _check_idx(images_file, source, (28, 28))
-        if _check_idx(labels_file, source, ()) != num_images:
-            raise malformed(labels_file, source, f"label count differs from the {num_images} images in {images_file}")
-        try:
-            dataset = dataset_class(str(root), train=train, download=False)
-        except _IDX_ERRORS as error:
-            raise malformed(images_file, source, f"torchvision cannot read it ({error!r})") from error
-        labels = dataset.targets.numpy().astype(np.int64)
+        images = _read_idx(images_file, source, (28, 28))
+        labels = _read_idx(labels_file, source, ()).astype(np.int64)
+        if len(labels) != len(images):
+            raise malformed(labels_file, source, f"label count differs from the {len(images)} images in {images_file}")
         if labels.size and not 0 <= labels.min() <= labels.max() <= 9:
             raise malformed(labels_file, source, "labels must lie in 0..9")
-        splits[prefix] = (dataset.data.numpy()[:, None, :, :].copy(), labels)
+        splits[prefix] = (images[:, None, :, :], labels)
     return DatasetArrays(
         name=source,
         x_train=splits["train"][0],
@@ -100,9 +93,12 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """Read one CIFAR-10 pickle batch ({'data': (N, 3072) uint8, 'labels': [int]}) as (N, 3, 32, 32) and labels."""
     try:
         with path.open("rb") as handle:
-            entry = pickle.load(handle, encoding="latin1")
+            entry = load_arrays_pickle(handle, encoding="latin1")
         data = np.asarray(entry["data"], dtype=np.uint8)
         labels = np.asarray(entry["labels"], dtype=np.int64)
+    except ForbiddenGlobal as error:
+        problem = f"it asks to build {error.name!r} when read, and only plain values and numpy arrays are allowed"
+        raise malformed(path, "cifar10", f"{problem}; it was not loaded") from None
     except (pickle.UnpicklingError, EOFError, KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
         raise malformed(path, "cifar10", f"want a pickled dict with 'data' and 'labels' ({error!r})") from error
     if data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
