@@ -29,8 +29,11 @@ def is_finite(flat: torch.Tensor) -> bool:
     return bool(torch.isfinite(low)) and bool(torch.isfinite(high))
 
 
-def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | None) -> torch.Tensor | None:
-    """Reject a non-finite model (None); optionally clip the update theta_k - theta_{r-1} to norm `clip_norm`.
+def screen_update(
+    client: torch.Tensor, start: torch.Tensor, clip_norm: float | None, max_ratio: float | None = None
+) -> torch.Tensor | None:
+    """Reject (None) a non-finite model, or one whose update theta_k - theta_{r-1} is longer than `max_ratio`
+    times max(||theta_{r-1}||, 1) (a diverged or corrupted client); optionally clip the update to `clip_norm`.
 
     Works on flat parameter vectors (see FlatModel).
     """
@@ -38,12 +41,14 @@ def screen_update(client: torch.Tensor, start: torch.Tensor, clip_norm: float | 
 
     if not is_finite(client):
         return None
-    if clip_norm is None:
+    if clip_norm is None and max_ratio is None:
         return client
     start64 = start.double()
     delta = client.double() - start64
     norm = float(torch.linalg.vector_norm(delta))
-    if norm <= clip_norm:
+    if max_ratio is not None and norm > max_ratio * max(float(torch.linalg.vector_norm(start64)), 1.0):
+        return None
+    if clip_norm is None or norm <= clip_norm:
         return client
     return (start64 + delta * (clip_norm / norm)).float()
 

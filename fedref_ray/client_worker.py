@@ -126,7 +126,8 @@ class ClientWorker:
                 device=fm.device,
             )
             result = half.finish(fm.flat, stats.steps)
-            accepted = screen_update(self.apply_fault(task, fm.flat), start_flat, self.cfg.algorithm.clip_update_norm)
+            bounds = self.cfg.algorithm.clip_update_norm, self.cfg.algorithm.max_update_ratio
+            accepted = screen_update(self.apply_fault(task, fm.flat), start_flat, *bounds)
             if accepted is not None and not all(is_finite(t) for t in result.tensors.values()):
                 accepted = None
             if accepted is not None:

@@ -146,7 +146,7 @@ class ModelConfig:
         )
 
 
-ALGORITHM_COMMON_KEYS = ("name", "clip_update_norm")
+ALGORITHM_COMMON_KEYS = ("name", "clip_update_norm", "max_update_ratio")
 
 
 @dataclass(frozen=True)
@@ -160,6 +160,7 @@ class AlgorithmConfig:
     name: str = "fedavg"
     params: Any = None
     clip_update_norm: float | None = None
+    max_update_ratio: float | None = 1000.0  # reject an update longer than this times max(||global model||, 1)
 
     def __post_init__(self) -> None:
         from fedref_ray.algorithms.registry import algorithm_class
@@ -178,10 +179,17 @@ class AlgorithmConfig:
             self.clip_update_norm,
             "null or a number > 0",
         )
+        _check(
+            self.max_update_ratio is None or self.max_update_ratio > 0,
+            "algorithm.max_update_ratio",
+            self.max_update_ratio,
+            "null (no bound) or a number > 0",
+        )
 
     def to_dict(self) -> dict[str, Any]:
-        """The flat YAML form: name, the algorithm's own keys, clip_update_norm."""
-        return {"name": self.name, **dataclasses.asdict(self.params), "clip_update_norm": self.clip_update_norm}
+        """The flat YAML form: name, the algorithm's own keys, then the keys every algorithm shares."""
+        common = {"clip_update_norm": self.clip_update_norm, "max_update_ratio": self.max_update_ratio}
+        return {"name": self.name, **dataclasses.asdict(self.params), **common}
 
 
 @dataclass(frozen=True)
@@ -461,12 +469,12 @@ def _build_algorithm(values: Any) -> AlgorithmConfig:
         _fail("algorithm.name", name, "a built-in algorithm name or an import path 'package.module:Class'")
     cls = algorithm_class(name)
     own = {k: v for k, v in values.items() if k not in ALGORITHM_COMMON_KEYS}
-    allowed = ["name", *(f.name for f in dataclasses.fields(cls.Params)), "clip_update_norm"]
+    allowed = ["name", *(f.name for f in dataclasses.fields(cls.Params)), *ALGORITHM_COMMON_KEYS[1:]]
     for key in own:
         if key not in allowed:
             raise UserError(f"unknown config key 'algorithm.{key}': algorithm.name={name} takes {', '.join(allowed)}")
-    clip = _coerce("algorithm.clip_update_norm", values.get("clip_update_norm"), float | None)
-    return AlgorithmConfig(name=name, params=build_dataclass(cls.Params, own, "algorithm", name), clip_update_norm=clip)
+    common = {k: _coerce(f"algorithm.{k}", values[k], float | None) for k in ALGORITHM_COMMON_KEYS[1:] if k in values}
+    return AlgorithmConfig(name=name, params=build_dataclass(cls.Params, own, "algorithm", name), **common)
 
 
 def algorithm_keys(name: str) -> tuple[str, ...]:

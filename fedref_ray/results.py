@@ -116,7 +116,7 @@ class ResultsWriter:
             table = pa.Table.from_pylist(rows)
             atomic_write(self.out / name, lambda tmp: pq.write_table(table, tmp))
 
-    def finish(self, params: Params, wall_seconds: float) -> dict:
+    def finish(self, params: Params, wall_seconds: float, warnings: list[str] | tuple[str, ...] = ()) -> dict:
         """Write clients.parquet, summary.json and the final global model (model.npz); return the summary."""
         self.flush()
         accs = [r["test_accuracy"] for r in self.rounds]
@@ -130,6 +130,7 @@ class ResultsWriter:
             **to_target(self.rounds, self.cfg.run.target_accuracy),
             "final_forgetting": self.rounds[-1]["forgetting"] if self.rounds else None,
             "wall_seconds": wall_seconds,
+            "warnings": list(warnings),
         }
         atomic_write(self.out / "summary.json", lambda tmp: Path(tmp).write_text(json.dumps(summary, indent=2) + "\n"))
         atomic_write(self.out / "model.npz", lambda tmp: _save_npz(tmp, params))

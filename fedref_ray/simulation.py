@@ -7,6 +7,7 @@ results so far, shut the engine down and raise `RunInterrupted`.
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 import time
@@ -23,6 +24,7 @@ from fedref_ray.data.prepare import prepare_data
 from fedref_ray.engine import Engine, create_engine, initial_params
 from fedref_ray.errors import EngineFailure, RunInterrupted, UserError
 from fedref_ray.locking import folder_lock
+from fedref_ray.memory_check import check_fits
 from fedref_ray.metrics import RoundRecord
 from fedref_ray.params import Params
 from fedref_ray.results import ResultsWriter, prepare_results_dir
@@ -37,6 +39,39 @@ class FinishedRun:
     results_dir: Path
     params: Params
     summary: dict
+
+
+class DivergenceWatch:
+    """Warns once (log and summary.json `warnings`) when the clients' training loss turns non-finite or grows
+    a hundredfold over its first finite value, or every update of a round is rejected: a learning rate too
+    large, or corrupted clients."""
+
+    GROWTH = 100.0
+
+    def __init__(self) -> None:
+        self.first: float | None = None
+        self.warnings: list[str] = []
+
+    def check(self, record: RoundRecord) -> None:
+        loss = record.train_loss
+        if self.warnings:
+            return
+        if math.isfinite(loss) and self.first is None:
+            self.first = loss
+            return
+        if record.clients_rejected and not record.clients_reported:
+            message = f"round {record.round}: every client update was rejected; training diverged or is corrupted"
+        elif not math.isfinite(loss) and record.clients_reported > 0:
+            message = f"round {record.round}: the clients' training loss is {loss}; training diverged"
+        elif self.first is not None and math.isfinite(loss) and loss > self.GROWTH * max(self.first, 1e-12):
+            message = (
+                f"round {record.round}: the clients' training loss {loss:.4g} is over {self.GROWTH:g}x its first "
+                f"value {self.first:.4g}; training is diverging (try a smaller training.lr)"
+            )
+        else:
+            return
+        self.warnings.append(message)
+        log.warning(message)
 
 
 class StopRequest:
@@ -107,6 +142,7 @@ def _run_experiment(
     began = time.perf_counter()
     arrays, data = prepare_data(cfg)
     start = initial_params(cfg, arrays.input_shape, arrays.num_classes)
+    check_fits(cfg, arrays, start)
     if resume:
         out = Path(str(cfg.run.results_dir)).expanduser()
         snapshot: ServerSnapshot | None = latest_checkpoint(cfg, out, start)
@@ -118,6 +154,7 @@ def _run_experiment(
         snapshot, done = None, 0
         out = prepare_results_dir(str(cfg.run.results_dir), overwrite)
         writer = ResultsWriter(out, cfg)
+    divergence = DivergenceWatch()
     bar = None
     if not quiet:
         from tqdm import tqdm
@@ -132,7 +169,11 @@ def _run_experiment(
                 record, clients = engine.run_round()
                 writer.add(record, clients)
                 if record.clients_rejected:
-                    log.warning("round %d: rejected %d non-finite client updates", round_, record.clients_rejected)
+                    log.warning(
+                        "round %d: rejected %d client updates (non-finite, or beyond algorithm.max_update_ratio)",
+                        round_, record.clients_rejected,
+                    )  # fmt: skip
+                divergence.check(record)
                 if on_round is not None:
                     on_round(record)
                 if bar is not None:
@@ -153,7 +194,7 @@ def _run_experiment(
     finally:
         if bar is not None:
             bar.close()
-    summary = writer.finish(params, time.perf_counter() - began)
+    summary = writer.finish(params, time.perf_counter() - began, divergence.warnings)
     return FinishedRun(out, params, summary)
 
 

@@ -349,3 +349,58 @@ def test_a_results_folder_that_exists_but_is_read_only_is_one_line(
     # Assert
     _assert_one_line_naming(code, err, "run.results_dir")
     assert "not writable" in err
+
+
+def test_huge_finite_updates_are_rejected_counted_and_the_model_stays_sane(tmp_path: Path) -> None:
+    """Issue 16: noise of std 1e30 on half the clients is finite but absurd; max_update_ratio (1000 by default)
+    rejects those updates, rounds.parquet counts them, and the model keeps a sane size."""
+    import numpy as np
+    import pandas as pd
+
+    from fedref_ray.cli import main as run_main
+
+    # Prepare
+    out = tmp_path / "noise"
+    argv = ["run", "--quiet", "engine.name=local", "data.name=digits", "model.name=mlp", "partition.num_clients=10",
+            "run.clients_per_round=5", "run.rounds=3", "system.faulty_fraction=0.5", "system.fault_kind=noise",
+            "system.fault_noise_std=1e30", f"run.results_dir={out}"]  # fmt: skip
+    # Execute
+    code = run_main(argv)
+    # Assert
+    rounds = pd.read_parquet(out / "rounds.parquet")
+    with np.load(out / "model.npz") as model:
+        largest = max(float(np.abs(model[k]).max()) for k in model.files)
+    assert code == 0
+    assert rounds["clients_rejected"].sum() > 0
+    assert (rounds["clients_rejected"] + rounds["clients_reported"] == 5).all()
+    assert largest < 10.0
+
+
+def test_a_diverging_run_is_warned_about_in_its_summary(tmp_path: Path) -> None:
+    """training.lr=100 diverges: summary.json records one warning instead of a silent exit 0."""
+    import json
+
+    from fedref_ray.cli import main as run_main
+
+    # Prepare
+    out = tmp_path / "lr100"
+    argv = ["run", "--quiet", "engine.name=local", "data.name=digits", "model.name=mlp", "partition.num_clients=10",
+            "run.clients_per_round=5", "run.rounds=4", "training.lr=100", f"run.results_dir={out}"]  # fmt: skip
+    # Execute
+    code = run_main(argv)
+    # Assert
+    warnings = json.loads((out / "summary.json").read_text())["warnings"]
+    assert code == 0 and len(warnings) == 1 and "diverg" in warnings[0]
+
+
+def test_a_worker_pool_that_cannot_fit_in_memory_is_refused_up_front(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 16: 200 workers of 0.01 CPU each import torch (~350 MiB): refused with the estimate before Ray starts."""
+    # Execute
+    code, err = _run(
+        capsys, tmp_path, [*SMALL, "engine.name=ray", "engine.num_workers=200", "engine.cpus_per_worker=0.01"]
+    )
+    # Assert
+    _assert_one_line_naming(code, err, "engine.num_workers")
+    assert "GiB" in err
