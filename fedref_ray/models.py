@@ -2,12 +2,19 @@
 
 Construction draws from torch's global RNG only, so the caller's `torch.manual_seed`
 fixes the initial model; nothing here seeds.
+
+Representation protocol: a model may define `representation(x) -> Tensor`, the batch's features as
+they enter its last linear layer (so `forward(x)` is that layer applied to `representation(x)`). MOON
+contrasts these features; every built-in model has the method, and `representation(model, x)` says
+in one line when a user's model lacks it.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
 from torch import nn
 
@@ -22,6 +29,11 @@ FEMNIST_HIDDEN = 1024
 CIFAR_HIDDEN = 256
 MIN_IMAGE_SIDE = 4
 
+if TYPE_CHECKING:
+    import torch
+
+REPRESENTATION_METHOD = "representation"
+
 _IMAGE_MODELS = ("femnist_cnn", "cifar_cnn", "resnet18")
 _MODELS_WITH_HIDDEN = ("mlp", "femnist_cnn", "cifar_cnn")
 
@@ -29,6 +41,45 @@ _MODELS_WITH_HIDDEN = ("mlp", "femnist_cnn", "cifar_cnn")
 def count_parameters(model: nn.Module) -> int:
     """Number of scalar parameters (weights and biases; buffers such as BatchNorm statistics excluded)."""
     return sum(p.numel() for p in model.parameters())
+
+
+class RepresentationSequential(nn.Sequential):
+    """nn.Sequential whose last layer is the linear output layer; `representation` runs all layers but that one.
+
+    A plain subclass: the same layers in the same order give the same initial weights and state_dict keys.
+    """
+
+    def representation(self, x: torch.Tensor) -> torch.Tensor:
+        """The input to the last (linear) layer for the batch `x`."""
+        for layer in list(self)[:-1]:
+            x = layer(x)
+        return x
+
+
+def has_representation(model: nn.Module) -> bool:
+    """Whether `model` follows the representation protocol (a callable `representation(x)`)."""
+    return callable(getattr(model, REPRESENTATION_METHOD, None))
+
+
+def check_representation(model: nn.Module, name: str | None = None, needed_by: str | None = None) -> None:
+    """A one-line UserError naming `model.name` (its value `name` where known) and the missing method when
+    `model` has no `representation(x)`; `needed_by` names what needs it (e.g. "algorithm.name='moon'")."""
+    if has_representation(model):
+        return
+    subject = f"model.name={name!r}" if name is not None else "model.name"
+    kind = f"{type(model).__module__}.{type(model).__qualname__}"
+    needs = f", which {needed_by} needs" if needed_by else ""
+    raise UserError(
+        f"{subject}: the model ({kind}) has no method {REPRESENTATION_METHOD}(x) returning the input to its "
+        f"last linear layer{needs}; add one (README, 'Extending fedref-ray')"
+    )
+
+
+def representation(model: nn.Module, x: torch.Tensor, name: str | None = None) -> torch.Tensor:
+    """`model.representation(x)`, the input to the model's last linear layer for the batch `x`; a one-line
+    UserError naming `model.name` (`name`, where known) and the method when the model lacks it."""
+    check_representation(model, name)
+    return getattr(model, REPRESENTATION_METHOD)(x)
 
 
 def build_model(
@@ -69,13 +120,13 @@ def build_model(
 
 def _logreg(shape: tuple[int, ...], num_classes: int, hidden: int | None) -> nn.Module:
     """Multinomial logistic regression: flatten, then one linear layer."""
-    return nn.Sequential(nn.Flatten(), nn.Linear(math.prod(shape), num_classes))
+    return RepresentationSequential(nn.Flatten(), nn.Linear(math.prod(shape), num_classes))
 
 
 def _mlp(shape: tuple[int, ...], num_classes: int, hidden: int | None) -> nn.Module:
     """Two ReLU hidden layers of width `hidden` (default 200, the MNIST 2NN of McMahan et al., 2017)."""
     width = hidden or MLP_HIDDEN
-    return nn.Sequential(
+    return RepresentationSequential(
         nn.Flatten(),
         nn.Linear(math.prod(shape), width),
         nn.ReLU(),
@@ -95,7 +146,7 @@ def _femnist_cnn(shape: tuple[int, ...], num_classes: int, hidden: int | None) -
     channels, height, width = shape
     flat = 64 * (height // 4) * (width // 4)
     size = hidden or FEMNIST_HIDDEN
-    return nn.Sequential(
+    return RepresentationSequential(
         nn.Conv2d(channels, 32, kernel_size=5, padding=2),
         nn.ReLU(),
         nn.MaxPool2d(2),
@@ -133,7 +184,7 @@ def _cifar_cnn(shape: tuple[int, ...], num_classes: int, hidden: int | None) -> 
         nn.ReLU(),
         nn.Linear(size, num_classes),
     ]
-    return nn.Sequential(*layers)
+    return RepresentationSequential(*layers)
 
 
 def _user_model(name: str, shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -154,14 +205,43 @@ def _resnet18(shape: tuple[int, ...], num_classes: int, hidden: int | None) -> n
 
     It has BatchNorm, so its state_dict also holds running statistics and an integer counter.
     """
-    from torchvision.models import resnet18  # lazy: only this model needs torchvision
-
-    model = resnet18(weights=None, num_classes=num_classes)
+    model = _resnet18_class()(num_classes=num_classes)
     model.conv1 = nn.Conv2d(shape[0], 64, kernel_size=3, stride=1, padding=1, bias=False)
     # Same initialisation torchvision gives its own convolutions.
     nn.init.kaiming_normal_(model.conv1.weight, mode="fan_out", nonlinearity="relu")
     model.maxpool = nn.Identity()
     return model
+
+
+@cache
+def _resnet18_class() -> type[nn.Module]:
+    """torchvision's ResNet (BasicBlock, [2, 2, 2, 2]) as torchvision's resnet18 builds it, plus `representation`.
+
+    Made on first use, so importing this module does not import torchvision; it is reachable as
+    `fedref_ray.models.ResNet18` (a module __getattr__), so pickle finds it by name.
+    """
+    from torchvision.models.resnet import BasicBlock, ResNet  # lazy: only this model needs torchvision
+
+    class ResNet18(ResNet):
+        """torchvision ResNet-18 whose `representation` is the pooled, flattened input to `fc`."""
+
+        def __init__(self, num_classes: int) -> None:
+            super().__init__(BasicBlock, [2, 2, 2, 2], num_classes=num_classes)
+
+        def representation(self, x: torch.Tensor) -> torch.Tensor:
+            """The input to `fc`: every layer of torchvision's forward but the last."""
+            x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+            x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+            return self.avgpool(x).flatten(1)
+
+    ResNet18.__module__, ResNet18.__qualname__ = __name__, "ResNet18"
+    return ResNet18
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ResNet18":
+        return _resnet18_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 _BUILDERS: dict[str, Callable[[tuple[int, ...], int, int | None], nn.Module]] = {

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 
 from fedref_ray.config import BUILTIN_MODELS
 from fedref_ray.errors import UserError
-from fedref_ray.models import MODEL_NAMES, build_model, count_parameters
+from fedref_ray.models import MODEL_NAMES, build_model, count_parameters, representation
 
 # (name, input shape, num_classes): the shapes each model is meant for, plus small and odd sizes.
 INTENDED = [
@@ -202,3 +202,78 @@ def test_importing_models_does_not_import_torchvision() -> None:
 
     # Assert
     assert result.returncode == 0, result.stderr
+
+
+# ----------------------------------------------------------------------------- the representation protocol
+
+
+@pytest.mark.parametrize("name", MODEL_NAMES)
+def test_representation_is_the_input_to_the_last_linear_layer(name: str) -> None:
+    """In eval mode, the last linear layer (the Sequential's last entry, ResNet-18's fc) applied to
+    model.representation(x) gives model(x); the representation is a (batch, in_features) matrix."""
+    # Prepare
+    shape = (60,) if name in ("logreg", "mlp") else (1, 8, 8)
+    torch.manual_seed(0)
+    model = build_model(name, shape, 4).eval()
+    last = model.fc if name == "resnet18" else model[-1]
+    x = torch.rand(3, *shape)
+
+    # Execute
+    with torch.no_grad():
+        z = representation(model, x)
+        logits = model(x)
+
+    # Assert
+    assert isinstance(last, torch.nn.Linear) and z.shape == (3, last.in_features)
+    torch.testing.assert_close(last(z), logits, rtol=1e-5, atol=1e-6)
+
+
+def test_mlp_representation_by_hand() -> None:
+    """logreg on (2,): z is the flattened input itself, [[1, 2]]; mlp hidden 1 with weights set by hand:
+    Linear(2,1) w = [1, -1], b = 0 -> ReLU -> Linear(1,1) w = 2, b = 1 -> ReLU: x = [3, 1] gives
+    relu(2 * relu(3 - 1) + 1) = 5 as the representation (not the logits of the last layer)."""
+    # Prepare
+    logreg = build_model("logreg", (2,), 3)
+    mlp = build_model("mlp", (2,), 3, hidden=1)
+    with torch.no_grad():
+        mlp[1].weight.copy_(torch.tensor([[1.0, -1.0]]))
+        mlp[1].bias.zero_()
+        mlp[3].weight.fill_(2.0)
+        mlp[3].bias.fill_(1.0)
+
+    # Execute / Assert
+    torch.testing.assert_close(logreg.representation(torch.tensor([[1.0, 2.0]])), torch.tensor([[1.0, 2.0]]))
+    torch.testing.assert_close(mlp.representation(torch.tensor([[3.0, 1.0]])), torch.tensor([[5.0]]))
+
+
+def test_the_protocol_keeps_initial_weights_and_state_dict_keys() -> None:
+    """mlp is still the plain nn.Sequential it was: same seed, same layers in the same order -> same keys, weights."""
+    # Prepare
+    torch.manual_seed(3)
+    plain = torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(60, 16), torch.nn.ReLU(), torch.nn.Linear(16, 16), torch.nn.ReLU(),
+        torch.nn.Linear(16, 3),
+    )  # fmt: skip
+
+    # Execute
+    torch.manual_seed(3)
+    model = build_model("mlp", (60,), 3, hidden=16)
+
+    # Assert
+    assert isinstance(model, torch.nn.Sequential)
+    assert list(model.state_dict()) == list(plain.state_dict())
+    assert all(torch.equal(model.state_dict()[k], plain.state_dict()[k]) for k in plain.state_dict())
+
+
+def test_a_model_without_representation_is_a_one_line_user_error() -> None:
+    # Prepare
+    model = torch.nn.Linear(2, 3)
+
+    # Execute
+    with pytest.raises(UserError) as caught:
+        representation(model, torch.zeros(1, 2), name="mymod:build")
+
+    # Assert
+    message = str(caught.value)
+    assert "model.name='mymod:build'" in message and "representation(x)" in message and "Linear" in message
+    assert "\n" not in message

@@ -13,9 +13,13 @@ from fedref_ray.algorithms.base import (
     ServerUpdate,
 )
 from fedref_ray.algorithms.fedavg import FedAvg
+from fedref_ray.algorithms.fedcurv import FedCurv
+from fedref_ray.algorithms.feddyn import FedDyn
+from fedref_ray.algorithms.fedntd import FedNTD
 from fedref_ray.algorithms.fedopt import FedOpt
 from fedref_ray.algorithms.fedprox import FedProx
 from fedref_ray.algorithms.fedref import FedRef
+from fedref_ray.algorithms.moon import Moon
 from fedref_ray.algorithms.registry import BUILTIN_ALGORITHMS, algorithm_class, build_algorithm
 from fedref_ray.algorithms.scaffold import Scaffold
 
@@ -27,9 +31,13 @@ __all__ = [
     "ClientHalf",
     "ClientResult",
     "FedAvg",
+    "FedCurv",
+    "FedDyn",
+    "FedNTD",
     "FedOpt",
     "FedProx",
     "FedRef",
+    "Moon",
     "NoParams",
     "NoState",
     "Scaffold",

@@ -96,7 +96,8 @@ def test_build_algorithm_maps_every_config_name(name: str, cls: type) -> None:
     # Assert
     assert type(algo) is cls and algo.name == name
     assert type(algo.params) is cls.Params and algo.params == cls.Params()
-    assert set(BUILTIN_ALGORITHMS) == {"fedavg", "fedprox", "fedopt", "fedref", "scaffold"}
+    assert set(BUILTIN_ALGORITHMS) == {"fedavg", "fedprox", "fedopt", "fedref", "scaffold", "feddyn", "fedcurv",
+                                       "fedntd", "moon"}  # fmt: skip
 
 
 def test_fedavg_takes_no_params() -> None:
@@ -105,7 +106,7 @@ def test_fedavg_takes_no_params() -> None:
     cfg = AlgorithmConfig(name="fedavg")
     # Assert
     assert FedAvg.Params is NoParams and cfg.params == NoParams()
-    assert cfg.to_dict() == {"name": "fedavg", "clip_update_norm": None}
+    assert cfg.to_dict() == {"name": "fedavg", "clip_update_norm": None, "max_update_ratio": 1000.0}
 
 
 def test_config_rejects_mu_for_fedavg_naming_the_key_and_fedavgs_keys() -> None:
