@@ -329,14 +329,14 @@ def test_a_user_algorithm_coefficient_failing_its_check_names_it(tmp_path, monke
 
 
 def test_an_unknown_user_algorithm_key_names_it_and_the_allowed_keys(tmp_path, monkeypatch) -> None:
-    """algorithm.gamma is not a MyParams field: the message lists name, beta, clip_update_norm."""
+    """algorithm.gamma is not a MyParams field: the message lists name, beta, clip_update_norm, max_update_ratio."""
     # Prepare
     mod = write_module(tmp_path, monkeypatch, ALGORITHMS)
 
     # Execute / Assert
     message = one_line_error(lambda: load_config(None, [f"algorithm.name={mod}:MyAlgo", "algorithm.gamma=1"]),
                              r"^unknown config key 'algorithm\.gamma'")  # fmt: skip
-    assert message.endswith("takes name, beta, clip_update_norm")
+    assert message.endswith("takes name, beta, clip_update_norm, max_update_ratio")
 
 
 def test_a_class_that_is_not_an_algorithm_is_refused(tmp_path, monkeypatch) -> None:
