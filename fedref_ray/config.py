@@ -232,8 +232,25 @@ class SystemConfig:
     faulty_fraction: float = 0.0
     fault_kind: Literal["stale", "noise", "nan"] = "stale"
     fault_noise_std: float = 1.0
+    # FedProx paper's stragglers (Li et al. 2020, Sec. 5.2): this fraction of each round's
+    # responding clients (rounded, as their code does) runs a uniform number of epochs in
+    # [1, E-1]; `drop` discards them (FedAvg), `partial` aggregates their partial work (FedProx).
+    straggler_fraction: float = 0.0
+    straggler_policy: Literal["drop", "partial"] = "drop"
 
     def __post_init__(self) -> None:
+        _check(
+            0 <= self.straggler_fraction <= 1,
+            "system.straggler_fraction",
+            self.straggler_fraction,
+            "a number in [0, 1]",
+        )
+        _check(
+            self.straggler_policy in ("drop", "partial"),
+            "system.straggler_policy",
+            self.straggler_policy,
+            "drop or partial",
+        )
         _check(self.speed_median > 0, "system.speed_median", self.speed_median, "a number > 0")
         _check(self.speed_sigma >= 0, "system.speed_sigma", self.speed_sigma, "a number >= 0")
         _check(self.bandwidth_median > 0, "system.bandwidth_median", self.bandwidth_median, "a number > 0")

@@ -68,6 +68,35 @@ class RoundPlan:
     sim_seconds: float
 
 
+# Stragglers draw from the "fault" purpose on client slots past any real client id, so their
+# stream never meets the fault draws (client = cid) and adds no purpose to fedref_ray.seeding.
+_STRAGGLER_STREAM = 1 << 62
+
+
+def straggler_epochs(
+    round_: int, responding: list[int], local_epochs: int, fraction: float, seed: int
+) -> dict[int, int]:
+    """The stragglers among this round's responding clients and the epochs each completes.
+
+    Follows the FedProx authors' code (litian96/FedProx, flearn/trainers/fedprox.py): of the m
+    clients that respond, round(m * (1 - fraction)) chosen uniformly do the full E epochs, the
+    others are stragglers, each completing np.random.randint(1, E) epochs, i.e. a uniform integer
+    in [1, E-1]. With E = 1 a straggler completes 0 epochs (so is always dropped). Python's
+    round() is the authors' too (round half to even: 10 clients at 50 % gives 5 stragglers).
+    """
+    if fraction <= 0 or not responding:
+        return {}
+    num_active = round(len(responding) * (1 - fraction))
+    order = rng_for(seed, "fault", round_, _STRAGGLER_STREAM).permutation(len(responding))
+    slow = sorted(responding[i] for i in order[num_active:])
+    return {
+        cid: int(rng_for(seed, "fault", round_, _STRAGGLER_STREAM + 1 + cid).integers(1, local_epochs))
+        if local_epochs > 1
+        else 0
+        for cid in slow
+    }
+
+
 def plan_round(
     round_: int,
     sampled: np.ndarray,
@@ -79,18 +108,34 @@ def plan_round(
     profiles: ClientProfiles,
     seed: int,
 ) -> RoundPlan:
-    """Decide, from seeds only, what each sampled client does this round."""
+    """Decide, from seeds only, what each sampled client does this round.
+
+    Order: availability, then stragglers (`straggler_fraction`, dropped or kept with partial
+    work by `straggler_policy`), then the deadline on what is left, then faults. A dropped
+    client (straggler or past the deadline) is listed in `dropped`; its time still counts.
+    """
     tasks, unavailable, dropped, times = [], [], [], []
+    responding = []
     for cid in (int(c) for c in sampled):
         if cfg.availability < 1 and rng_for(seed, "available", round_, cid).random() >= cfg.availability:
             unavailable.append(cid)
             continue
+        responding.append(cid)
+    straggling = straggler_epochs(round_, responding, local_epochs, cfg.straggler_fraction, seed)
+    for cid in responding:
         work = int(sizes[cid]) * local_epochs
         budget = None
+        if cid in straggling:
+            epochs = straggling[cid]
+            if cfg.straggler_policy == "drop" or epochs < 1:
+                dropped.append(cid)
+                times.append(profiles.completion_time(cid, work, bytes_down + bytes_up))
+                continue
+            work = budget = int(sizes[cid]) * epochs
         duration = profiles.completion_time(cid, work, bytes_down + bytes_up)
         if cfg.deadline_s is not None and duration > cfg.deadline_s:
             comm = profiles.completion_time(cid, 0, bytes_down + bytes_up)
-            budget = int((cfg.deadline_s - comm) * profiles.speed[cid])
+            budget = min(int((cfg.deadline_s - comm) * profiles.speed[cid]), work)
             if cfg.deadline_policy == "drop" or budget < 1:
                 dropped.append(cid)
                 times.append(cfg.deadline_s)
