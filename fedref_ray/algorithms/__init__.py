@@ -13,10 +13,11 @@ from fedref_ray.algorithms.base import (
     ServerUpdate,
 )
 from fedref_ray.algorithms.fedavg import FedAvg
+from fedref_ray.algorithms.fedavgm import FedAvgM
 from fedref_ray.algorithms.fedcurv import FedCurv
 from fedref_ray.algorithms.feddyn import FedDyn
 from fedref_ray.algorithms.fedntd import FedNTD
-from fedref_ray.algorithms.fedopt import FedOpt
+from fedref_ray.algorithms.fedopt import FedAdagrad, FedOpt
 from fedref_ray.algorithms.fedprox import FedProx
 from fedref_ray.algorithms.fedref import FedRef
 from fedref_ray.algorithms.moon import Moon
@@ -30,7 +31,9 @@ __all__ = [
     "ClientContext",
     "ClientHalf",
     "ClientResult",
+    "FedAdagrad",
     "FedAvg",
+    "FedAvgM",
     "FedCurv",
     "FedDyn",
     "FedNTD",

@@ -6,10 +6,11 @@ import dataclasses
 
 from fedref_ray.algorithms.base import Algorithm
 from fedref_ray.algorithms.fedavg import FedAvg
+from fedref_ray.algorithms.fedavgm import FedAvgM
 from fedref_ray.algorithms.fedcurv import FedCurv
 from fedref_ray.algorithms.feddyn import FedDyn
 from fedref_ray.algorithms.fedntd import FedNTD
-from fedref_ray.algorithms.fedopt import FedOpt
+from fedref_ray.algorithms.fedopt import FedAdagrad, FedOpt
 from fedref_ray.algorithms.fedprox import FedProx
 from fedref_ray.algorithms.fedref import FedRef
 from fedref_ray.algorithms.moon import Moon
@@ -18,7 +19,8 @@ from fedref_ray.errors import UserError
 from fedref_ray.imports import is_import_path, load_object
 
 BUILTIN_ALGORITHMS: dict[str, type[Algorithm]] = {
-    cls.name: cls for cls in (FedAvg, FedProx, FedOpt, FedRef, Scaffold, FedDyn, FedCurv, FedNTD, Moon)
+    cls.name: cls
+    for cls in (FedAvg, FedProx, FedOpt, FedRef, Scaffold, FedDyn, FedCurv, FedNTD, Moon, FedAvgM, FedAdagrad)
 }
 
 

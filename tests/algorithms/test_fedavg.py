@@ -97,7 +97,7 @@ def test_build_algorithm_maps_every_config_name(name: str, cls: type) -> None:
     assert type(algo) is cls and algo.name == name
     assert type(algo.params) is cls.Params and algo.params == cls.Params()
     assert set(BUILTIN_ALGORITHMS) == {"fedavg", "fedprox", "fedopt", "fedref", "scaffold", "feddyn", "fedcurv",
-                                       "fedntd", "moon"}  # fmt: skip
+                                       "fedntd", "moon", "fedavgm", "fedadagrad"}  # fmt: skip
 
 
 def test_fedavg_takes_no_params() -> None:

@@ -20,6 +20,8 @@ pytestmark = [pytest.mark.ray, pytest.mark.slow]
 
 SMALL = ("model.name=mlp", "partition.num_clients=6", "run.rounds=4", "training.lr=0.1")
 BASELINES = {
+    "fedavgm": ("algorithm.beta=0.9",),
+    "fedadagrad": ("algorithm.server_lr=0.03",),
     "feddyn": ("algorithm.alpha=0.1",),
     "fedntd": ("algorithm.beta=1.0",),
     "fedcurv": ("algorithm.lam=1.0",),
