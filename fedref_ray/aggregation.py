@@ -1,4 +1,4 @@
-"""Aggregation as pure functions: screening client updates and reducing each upload as its algorithm says.
+"""Aggregation: screening client updates (UpdateScreen) and reducing each upload as its algorithm says (pure functions).
 
 Workers reduce their own clients to one partial sum per upload (in client-id order,
 float32), and the server merges partial sums in worker order in float64; the grouping
@@ -29,28 +29,37 @@ def is_finite(flat: torch.Tensor) -> bool:
     return bool(torch.isfinite(low)) and bool(torch.isfinite(high))
 
 
-def screen_update(
-    client: torch.Tensor, start: torch.Tensor, clip_norm: float | None, max_ratio: float | None = None
-) -> torch.Tensor | None:
-    """Reject (None) a non-finite model, or one whose update theta_k - theta_{r-1} is longer than `max_ratio`
-    times max(||theta_{r-1}||, 1) (a diverged or corrupted client); optionally clip the update to `clip_norm`.
+class UpdateScreen:
+    """Screens a round's client models against its global model `start` (flat vectors, see FlatModel).
 
-    Works on flat parameter vectors (see FlatModel).
+    Rejects (None) a non-finite model, or one whose update theta_k - theta_{r-1} is longer than `max_ratio`
+    times max(||theta_{r-1}||, 1) (a diverged or corrupted client); optionally clips the update to
+    `clip_norm`. The global model's float64 copy and its norm are computed once per round.
     """
-    import torch
 
-    if not is_finite(client):
-        return None
-    if clip_norm is None and max_ratio is None:
-        return client
-    start64 = start.double()
-    delta = client.double() - start64
-    norm = float(torch.linalg.vector_norm(delta))
-    if max_ratio is not None and norm > max_ratio * max(float(torch.linalg.vector_norm(start64)), 1.0):
-        return None
-    if clip_norm is None or norm <= clip_norm:
-        return client
-    return (start64 + delta * (clip_norm / norm)).float()
+    def __init__(self, start: torch.Tensor, clip_norm: float | None, max_ratio: float | None = None) -> None:
+        import torch
+
+        self.clip_norm = clip_norm
+        self.start64 = start.double() if clip_norm is not None or max_ratio is not None else None
+        self.max_norm = None
+        if max_ratio is not None:
+            self.max_norm = max_ratio * max(float(torch.linalg.vector_norm(self.start64)), 1.0)
+
+    def __call__(self, client: torch.Tensor) -> torch.Tensor | None:
+        import torch
+
+        if not is_finite(client):
+            return None
+        if self.start64 is None:
+            return client
+        delta = client.double() - self.start64
+        norm = float(torch.linalg.vector_norm(delta))
+        if self.max_norm is not None and norm > self.max_norm:
+            return None
+        if self.clip_norm is None or norm <= self.clip_norm:
+            return client
+        return (self.start64 + delta * (self.clip_norm / norm)).float()
 
 
 def client_weight(weighting: str, num_samples: int) -> float:

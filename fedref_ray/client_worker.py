@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import numpy as np
 import torch
 
-from fedref_ray.aggregation import ClientRecord, PartialSum, client_weight, is_finite, screen_update
+from fedref_ray.aggregation import ClientRecord, PartialSum, UpdateScreen, client_weight, is_finite
 from fedref_ray.algorithms import ClientContext, build_algorithm
 from fedref_ray.config import ExperimentConfig
 from fedref_ray.data.federated import FederatedData
@@ -92,8 +92,10 @@ class ClientWorker:
         fm, node, algorithm = self.flat_model, self.node(), self.algorithm
         start_flat = fm.pack(start)
         received = {name: fm.pack(tensor) for name, tensor in broadcast.items()}
-        weightings = {"delta": algorithm.model_weighting, **algorithm.upload_tensors}
-        totals = {name: torch.zeros(fm.size, dtype=torch.float32, device=fm.device) for name in weightings}
+        screen = UpdateScreen(start_flat, self.cfg.algorithm.clip_update_norm, self.cfg.algorithm.max_update_ratio)
+        weightings = algorithm.upload_weightings()
+        tensors = ("delta", *algorithm.upload_tensors)
+        totals = {name: torch.zeros(fm.size, dtype=torch.float32, device=fm.device) for name in tensors}
         delta = torch.empty(fm.size, dtype=torch.float32, device=fm.device)
         partial = PartialSum()
         for task in sorted(tasks, key=lambda t: t.client_id):
@@ -126,15 +128,14 @@ class ClientWorker:
                 device=fm.device,
             )
             result = half.finish(fm.flat, stats.steps)
-            bounds = self.cfg.algorithm.clip_update_norm, self.cfg.algorithm.max_update_ratio
-            accepted = screen_update(self.apply_fault(task, fm.flat), start_flat, *bounds)
+            accepted = screen(self.apply_fault(task, fm.flat))
             if accepted is not None and not all(is_finite(t) for t in result.tensors.values()):
                 accepted = None
             if accepted is not None:
                 torch.sub(accepted, start_flat, out=delta)
                 self._accumulate(partial, totals, {"delta": delta, **result.tensors}, weightings, task.num_samples)
                 for name, value in result.scalars.items():
-                    w = client_weight(algorithm.upload_scalars[name], task.num_samples)
+                    w = client_weight(weightings[name], task.num_samples)
                     partial.scalars[name] = partial.scalars.get(name, 0.0) + w * float(value)
                     partial.weights[name] = partial.weights.get(name, 0.0) + w
                 partial.loss_sum += task.num_samples * stats.loss

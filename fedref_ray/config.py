@@ -518,6 +518,14 @@ def retarget_algorithm(section: Any, name: Any) -> Any:
     return {**{k: v for k, v in section.items() if k in keys}, "name": name}
 
 
+def switch_algorithm(raw: dict[str, Any], name: Any) -> None:
+    """Point the nested config `raw` at algorithm `name` in place; when that changes the algorithm, keep only the
+    section's keys the new algorithm takes (the file's coefficients apply only where they fit)."""
+    section = raw.get("algorithm")
+    if isinstance(section, (dict, type(None))) and name != (section or {}).get("name", "fedavg"):
+        raw["algorithm"] = retarget_algorithm(section, name)
+
+
 def _build_section(name: str, values: Any) -> Any:
     if name == "algorithm":
         return _build_algorithm(values)
@@ -555,10 +563,8 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     parsed = [(text, *parse_override(text)) for text in overrides]
     names = [value for _, path, value in parsed if path == "algorithm.name"]
-    if names and isinstance(merged.get("algorithm", {}), (dict, type(None))):
-        file_name = (merged.get("algorithm") or {}).get("name", "fedavg")
-        if names[-1] != file_name:  # switching algorithms: the file's coefficients apply only where they fit
-            merged["algorithm"] = retarget_algorithm(merged.get("algorithm"), names[-1])
+    if names:
+        switch_algorithm(merged, names[-1])
     for text, path, value in parsed:
         section, key = path.split(".")
         if section not in _SECTION_TYPES:

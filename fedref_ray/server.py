@@ -129,9 +129,7 @@ class Server:
         tasks = list(plan.tasks)
         states = self.client_states.get(t.client_id for t in tasks) if self.client_states is not None else {}
         partials = self.pool.train(RoundWork(round_, down, up), self.model, broadcast, tasks, states) if tasks else []
-        weightings = {"delta": self.algorithm.model_weighting, **self.algorithm.upload_tensors,
-                      **self.algorithm.upload_scalars}  # fmt: skip
-        merged = merge(partials, self.model, weightings)
+        merged = merge(partials, self.model, self.algorithm.upload_weightings())
         clients = merged.records
         applied = False  # and when nobody reported, the global model and the algorithm's state stay
         if merged.model is not None:

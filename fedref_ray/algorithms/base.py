@@ -167,6 +167,10 @@ class Algorithm:
     def __init__(self, params: Any = None) -> None:
         self.params = self.Params() if params is None else params
 
+    def upload_weightings(self) -> dict[str, Weighting]:
+        """How each upload is reduced: "delta" (the model update) first, then the extra tensors and scalars."""
+        return {"delta": self.model_weighting, **self.upload_tensors, **self.upload_scalars}
+
     def init_state(self, model: Params) -> Any:
         """The server state before round 1."""
         return NoState()

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from fedref_ray.algorithms.base import Aggregate, Algorithm, ServerUpdate
-from fedref_ray.params import Params
+from fedref_ray.params import Params, zeros_like
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ class FedAvgM(Algorithm):
     coefficients = ("beta", "server_lr")
 
     def init_state(self, model: Params) -> FedAvgMState:
-        return FedAvgMState({k: np.zeros(v.shape) for k, v in model.items()})
+        return FedAvgMState(zeros_like(model))
 
     def server_update(self, model: Params, state: FedAvgMState, aggregate: Aggregate) -> ServerUpdate:
         p = self.params

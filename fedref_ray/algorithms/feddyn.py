@@ -42,7 +42,7 @@ from fedref_ray.algorithms.base import (
     ServerUpdate,
     check_choices,
 )
-from fedref_ray.params import Params
+from fedref_ray.params import Params, zeros_like
 
 STATISTICS = ("running_mean", "running_var")
 
@@ -113,7 +113,7 @@ class FedDyn(Algorithm):
         return {"dy": "sum"} if self.params.weighting == "samples" else {}
 
     def init_state(self, model: Params) -> FedDynState:
-        return FedDynState(h={k: np.zeros(v.shape, np.float32) for k, v in model.items()})
+        return FedDynState(h=zeros_like(model, np.float32))
 
     def client(self, ctx: ClientContext) -> ClientHalf:
         return FedDynHalf(self, ctx)

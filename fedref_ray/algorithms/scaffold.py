@@ -24,7 +24,7 @@ from fedref_ray.algorithms.base import (
     ServerUpdate,
     check_choices,
 )
-from fedref_ray.params import Params
+from fedref_ray.params import Params, zeros_like
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,7 @@ class Scaffold(Algorithm):
         return self.params.weighting
 
     def init_state(self, model: Params) -> ScaffoldState:
-        return ScaffoldState(c={k: np.zeros(v.shape, np.float32) for k, v in model.items()})
+        return ScaffoldState(c=zeros_like(model, np.float32))
 
     def broadcast(self, model: Params, state: ScaffoldState) -> dict[str, Params]:
         return {"c": state.c}

@@ -34,7 +34,7 @@ from fedref_ray.config import (
     build_config,
     parse_override,
     read_yaml,
-    retarget_algorithm,
+    switch_algorithm,
 )
 from fedref_ray.errors import UserError
 from fedref_ray.tune.metrics import METRIC_NAMES
@@ -160,9 +160,8 @@ def set_fields(raw: Mapping[str, Any], values: Mapping[str, Any]) -> dict[str, A
     """A copy of the nested config `raw` with dotted `values` set; switching algorithm.name keeps only the
     base's algorithm keys the new algorithm takes (validation is build_config's)."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    base_algorithm = (merged.get("algorithm") or {}).get("name", "fedavg")
-    if "algorithm.name" in values and values["algorithm.name"] != base_algorithm:
-        merged["algorithm"] = retarget_algorithm(merged.get("algorithm"), values["algorithm.name"])
+    if "algorithm.name" in values:
+        switch_algorithm(merged, values["algorithm.name"])
     for name, value in values.items():
         section, _, key = name.partition(".")
         merged[section] = {**(merged.get(section) or {}), key: value}
